@@ -1,0 +1,110 @@
+"""The composition root: builds every adapter from :class:`Settings` and wires them together.
+
+``bootstrap(settings, **overrides)`` is the one place that knows which implementation backs
+each port; tests pass fakes as overrides (``clock=FakeClock()``, ``jobs=InProcessJobQueue(...)``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+from shopify_app import ShopifyApp
+
+from adapters.clock import SecretsIdGenerator, SystemClock
+from adapters.crypto import TokenCipher
+from adapters.db.engine import make_engine
+from adapters.db.unit_of_work import SqlAlchemyUnitOfWork
+from adapters.queue.inprocess import InProcessJobQueue
+from adapters.settings import Settings
+from adapters.shopify.graphql import ShopifyGraphQLClient
+from adapters.shopify.http import make_http_client
+from adapters.shopify.platform import ShopifyAdminPlatform
+from adapters.shopify.verification import ShopifyVerifier
+from connector.ports import Clock, CommercePlatform, IdGenerator, JobQueue, UnitOfWork
+from connector.services.handlers import build_handlers
+from connector.services.inbox import Handler
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Container:
+    settings: Settings
+    engine: sa.Engine
+    cipher: TokenCipher
+    clock: Clock
+    ids: IdGenerator
+    jobs: JobQueue
+    verifier: ShopifyVerifier
+    shopify_http: httpx.Client
+    shopify: CommercePlatform
+    handlers: dict[str, Handler] = field(default_factory=dict)
+    redis: Any = None
+
+    def uow(self) -> UnitOfWork:
+        return SqlAlchemyUnitOfWork(self.engine, self.cipher, self.clock)
+
+    @property
+    def webhook_uri(self) -> str:
+        return f"{self.settings.app_url}/webhooks/shopify"
+
+    def close(self) -> None:
+        self.shopify_http.close()
+        self.engine.dispose()
+
+
+def bootstrap(settings: Settings, **overrides: Any) -> Container:
+    """Build the container. Nothing connects until first used (engines and clients are lazy)."""
+    clock = overrides.get("clock") or SystemClock()
+    engine = overrides.get("engine") or make_engine(settings.database_url)
+    redis = overrides.get("redis")
+    jobs = overrides.get("jobs")
+    if jobs is None:
+        if settings.redis_url:
+            from redis import Redis
+
+            from adapters.queue.rq_queue import RqJobQueue
+
+            redis = redis or Redis.from_url(
+                settings.redis_url, socket_connect_timeout=2, socket_timeout=5
+            )
+            jobs = RqJobQueue(redis)
+        else:
+            jobs = InProcessJobQueue(threaded=True)
+    http = overrides.get("shopify_http") or make_http_client(settings.shopify_api_base_url)
+    verifier = ShopifyVerifier(
+        settings.shopify_api_key, settings.shopify_api_secret, settings.shopify_api_secret_old
+    )
+    platform = overrides.get("shopify")
+    if platform is None:
+        app = ShopifyApp(
+            settings.shopify_api_key or "unset",
+            settings.shopify_api_secret or "unset",
+            settings.shopify_api_secret_old,
+        )
+        graphql = ShopifyGraphQLClient(app, http, settings.shopify_api_version)
+        platform = ShopifyAdminPlatform(
+            app,
+            http,
+            graphql,
+            api_key=settings.shopify_api_key,
+            api_secret=settings.shopify_api_secret,
+            scopes=settings.shopify_scopes,
+        )
+    return Container(
+        settings=settings,
+        engine=engine,
+        cipher=TokenCipher(settings.encryption_key),
+        clock=clock,
+        ids=overrides.get("ids") or SecretsIdGenerator(),
+        jobs=jobs,
+        verifier=verifier,
+        shopify_http=http,
+        shopify=platform,
+        handlers=build_handlers(clock),
+        redis=redis,
+    )

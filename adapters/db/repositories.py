@@ -1,0 +1,398 @@
+"""Repositories over SQLAlchemy Core. Tokens are encrypted here, on the way in and out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from adapters.crypto import TokenCipher
+from adapters.db.tables import oauth_states, privacy_requests, shops, webhook_deliveries
+from connector.domain.shops import OfflineToken, Shop, ShopStatus
+from connector.domain.webhooks import Delivery, DeliveryStatus, IncomingWebhook
+from connector.ports import InboxStats, OAuthState, PrivacyRequest
+
+REDACTED_BODY = '{"redacted":true}'
+
+
+def _insert(conn: sa.Connection, table: sa.Table) -> Any:
+    """The dialect's INSERT, which has ``on_conflict_do_*`` on both PostgreSQL and SQLite."""
+    return (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(table)
+
+
+def _parse_ts(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")[:32])
+    except ValueError:
+        # Shopify sends nanoseconds (…00.000000000Z): keep microseconds.
+        head, _, rest = value.partition(".")
+        try:
+            return datetime.fromisoformat(f"{head}.{rest[:6]}+00:00")
+        except ValueError:
+            return None
+
+
+class SqlAlchemyShopRepository:
+    def __init__(self, conn: sa.Connection, cipher: TokenCipher, now: datetime) -> None:
+        self._conn = conn
+        self._cipher = cipher
+        self._now = now
+
+    def _to_shop(self, row: Any) -> Shop:
+        token = None
+        if row.access_token_enc:
+            token = OfflineToken(
+                access_token=self._cipher.decrypt(row.access_token_enc) or "",
+                scope=row.scope or "",
+                expires_at=row.access_token_expires_at,
+                refresh_token=self._cipher.decrypt(row.refresh_token_enc),
+                refresh_token_expires_at=row.refresh_token_expires_at,
+            )
+        return Shop(
+            id=row.id,
+            domain=row.domain,
+            status=ShopStatus(row.status),
+            token=token,
+            name=row.name,
+            currency=row.currency,
+            email=row.email,
+            installed_at=row.installed_at,
+            uninstalled_at=row.uninstalled_at,
+            webhooks_registered_at=row.webhooks_registered_at,
+        )
+
+    def get(self, domain: str) -> Shop | None:
+        row = self._conn.execute(sa.select(shops).where(shops.c.domain == domain)).first()
+        return self._to_shop(row) if row else None
+
+    def get_for_update(self, domain: str) -> Shop | None:
+        row = self._conn.execute(
+            sa.select(shops).where(shops.c.domain == domain).with_for_update()
+        ).first()
+        return self._to_shop(row) if row else None
+
+    def save(self, shop: Shop) -> Shop:
+        token = shop.token
+        values = {
+            "domain": shop.domain,
+            "status": shop.status.value,
+            "name": shop.name,
+            "email": shop.email,
+            "currency": shop.currency,
+            "scope": token.scope if token else None,
+            "access_token_enc": self._cipher.encrypt(token.access_token) if token else None,
+            "access_token_expires_at": token.expires_at if token else None,
+            "refresh_token_enc": self._cipher.encrypt(token.refresh_token) if token else None,
+            "refresh_token_expires_at": token.refresh_token_expires_at if token else None,
+            "installed_at": shop.installed_at,
+            "uninstalled_at": shop.uninstalled_at,
+            "webhooks_registered_at": shop.webhooks_registered_at,
+            "updated_at": self._now,
+        }
+        stmt = _insert(self._conn, shops).values(created_at=self._now, **values)
+        stmt = stmt.on_conflict_do_update(index_elements=[shops.c.domain], set_=values)
+        shop_id = self._conn.execute(stmt.returning(shops.c.id)).scalar_one()
+        return replace(shop, id=shop_id)
+
+    def delete(self, domain: str) -> bool:
+        result = self._conn.execute(sa.delete(shops).where(shops.c.domain == domain))
+        return bool(result.rowcount)
+
+    def expiring_tokens(self, before: datetime) -> list[str]:
+        rows = self._conn.execute(
+            sa.select(shops.c.domain).where(
+                shops.c.status == ShopStatus.INSTALLED.value,
+                shops.c.refresh_token_enc.is_not(None),
+                shops.c.access_token_expires_at < before,
+            )
+        )
+        return [r.domain for r in rows]
+
+
+class SqlAlchemyInboxRepository:
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def add(self, webhook: IncomingWebhook, received_at: datetime) -> int | None:
+        stmt = (
+            _insert(self._conn, webhook_deliveries)
+            .values(
+                topic=webhook.topic,
+                webhook_id=webhook.webhook_id,
+                shop_domain=webhook.shop_domain,
+                event_id=webhook.event_id,
+                api_version=webhook.api_version,
+                triggered_at=_parse_ts(webhook.triggered_at),
+                received_at=received_at,
+                body=webhook.body,
+                status=DeliveryStatus.PENDING.value,
+                attempts=0,
+            )
+            .on_conflict_do_nothing(
+                index_elements=[webhook_deliveries.c.topic, webhook_deliveries.c.webhook_id]
+            )
+            .returning(webhook_deliveries.c.id)
+        )
+        return self._conn.execute(stmt).scalar_one_or_none()
+
+    def _claimable(self, now: datetime) -> Any:
+        t = webhook_deliveries.c
+        return sa.or_(
+            t.status == DeliveryStatus.PENDING.value,
+            sa.and_(t.status == DeliveryStatus.PROCESSING.value, t.lease_expires_at < now),
+        )
+
+    def claim(self, limit: int, now: datetime, lease: timedelta) -> list[Delivery]:
+        t = webhook_deliveries.c
+        ids = (
+            sa.select(t.id)
+            .where(self._claimable(now))
+            .order_by(t.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            sa.update(webhook_deliveries)
+            .where(t.id.in_(ids.scalar_subquery()))
+            .values(
+                status=DeliveryStatus.PROCESSING.value,
+                lease_expires_at=now + lease,
+                attempts=t.attempts + 1,
+            )
+            .returning(
+                t.id,
+                t.topic,
+                t.webhook_id,
+                t.shop_domain,
+                t.body,
+                t.attempts,
+                t.received_at,
+                t.triggered_at,
+            )
+        )
+        rows = self._conn.execute(stmt).all()
+        return sorted(
+            (
+                Delivery(
+                    id=r.id,
+                    topic=r.topic,
+                    webhook_id=r.webhook_id,
+                    shop_domain=r.shop_domain,
+                    body=r.body,
+                    attempts=r.attempts,
+                    received_at=r.received_at,
+                    triggered_at=r.triggered_at,
+                )
+                for r in rows
+            ),
+            key=lambda d: d.id,
+        )
+
+    def complete(
+        self,
+        delivery_id: int,
+        status: str,
+        now: datetime,
+        *,
+        customer_id: int | None = None,
+        order_id: int | None = None,
+        note: str | None = None,
+    ) -> None:
+        self._conn.execute(
+            sa.update(webhook_deliveries)
+            .where(webhook_deliveries.c.id == delivery_id)
+            .values(
+                status=status,
+                processed_at=now,
+                lease_expires_at=None,
+                customer_id=customer_id,
+                order_id=order_id,
+                note=note,
+                last_error=None,
+            )
+        )
+
+    def fail(self, delivery_id: int, error: str, now: datetime, *, final: bool) -> None:
+        status = DeliveryStatus.FAILED if final else DeliveryStatus.PENDING
+        self._conn.execute(
+            sa.update(webhook_deliveries)
+            .where(webhook_deliveries.c.id == delivery_id)
+            .values(status=status.value, lease_expires_at=None, last_error=error)
+        )
+
+    def has_claimable(self, now: datetime) -> bool:
+        t = webhook_deliveries.c
+        return (
+            self._conn.execute(sa.select(t.id).where(self._claimable(now)).limit(1)).first()
+            is not None
+        )
+
+    def stats(self, now: datetime, shop_domain: str | None = None) -> InboxStats:
+        t = webhook_deliveries.c
+        scope = [t.shop_domain == shop_domain] if shop_domain else []
+        counts = dict(
+            self._conn.execute(
+                sa.select(t.status, sa.func.count())
+                .where(t.status.in_(["pending", "processing", "failed"]), *scope)
+                .group_by(t.status)
+            ).all()
+        )
+        oldest = self._conn.execute(
+            sa.select(sa.func.min(t.received_at)).where(t.status == "pending", *scope)
+        ).scalar()
+        last = self._conn.execute(sa.select(sa.func.max(t.received_at)).where(*scope)).scalar()
+        fix = webhook_deliveries.c.received_at.type.process_result_value  # SQLite aggregates
+        return InboxStats(
+            pending=counts.get("pending", 0),
+            processing=counts.get("processing", 0),
+            failed=counts.get("failed", 0),
+            oldest_pending_at=_as_utc(oldest, fix, self._conn),
+            last_received_at=_as_utc(last, fix, self._conn),
+        )
+
+    def _subject(self, shop_domain: str, customer_id: int | None, order_ids: list[int]) -> Any:
+        t = webhook_deliveries.c
+        matches = []
+        if customer_id is not None:
+            matches.append(t.customer_id == customer_id)
+        if order_ids:
+            matches.append(t.order_id.in_(order_ids))
+        if not matches:
+            return sa.false()
+        return sa.and_(t.shop_domain == shop_domain, sa.or_(*matches))
+
+    def for_customer(
+        self, shop_domain: str, customer_id: int | None, order_ids: list[int]
+    ) -> list[dict[str, Any]]:
+        t = webhook_deliveries.c
+        rows = self._conn.execute(
+            sa.select(t.topic, t.received_at, t.body)
+            .where(self._subject(shop_domain, customer_id, order_ids))
+            .order_by(t.id)
+        )
+        return [
+            {"topic": r.topic, "received_at": r.received_at.isoformat(), "body": json.loads(r.body)}
+            for r in rows
+        ]
+
+    def redact_customer(
+        self, shop_domain: str, customer_id: int | None, order_ids: list[int]
+    ) -> int:
+        result = self._conn.execute(
+            sa.update(webhook_deliveries)
+            .where(self._subject(shop_domain, customer_id, order_ids))
+            .values(body=REDACTED_BODY, customer_id=None)
+        )
+        return result.rowcount or 0
+
+    def delete_shop(self, shop_domain: str, keep_id: int | None = None) -> int:
+        t = webhook_deliveries.c
+        stmt = sa.delete(webhook_deliveries).where(t.shop_domain == shop_domain)
+        if keep_id is not None:
+            stmt = stmt.where(t.id != keep_id)
+        return self._conn.execute(stmt).rowcount or 0
+
+
+def _as_utc(value: Any, fix: Any, conn: sa.Connection) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, str):  # SQLite returns aggregates of DATETIME as text
+        value = datetime.fromisoformat(value)
+    return fix(value, conn.dialect)
+
+
+class SqlAlchemyOAuthStateRepository:
+    def __init__(self, conn: sa.Connection, cipher: TokenCipher, now: datetime) -> None:
+        self._conn = conn
+        self._cipher = cipher
+        self._now = now
+
+    def add(self, state: OAuthState) -> None:
+        # Expired states are garbage: clean a few up whenever a new one is made.
+        self._conn.execute(sa.delete(oauth_states).where(oauth_states.c.expires_at < self._now))
+        self._conn.execute(
+            sa.insert(oauth_states).values(
+                state=state.state,
+                shop_domain=state.shop_domain,
+                purpose=state.purpose,
+                secret_enc=self._cipher.encrypt(state.secret),
+                expires_at=state.expires_at,
+                created_at=self._now,
+            )
+        )
+
+    def consume(self, state: str, now: datetime) -> OAuthState | None:
+        row = self._conn.execute(
+            sa.delete(oauth_states).where(oauth_states.c.state == state).returning(*oauth_states.c)
+        ).first()
+        if row is None or row.expires_at <= now:
+            return None
+        return OAuthState(
+            state=row.state,
+            shop_domain=row.shop_domain,
+            purpose=row.purpose,
+            expires_at=row.expires_at,
+            secret=self._cipher.decrypt(row.secret_enc),
+        )
+
+
+class SqlAlchemyPrivacyRequestRepository:
+    def __init__(self, conn: sa.Connection) -> None:
+        self._conn = conn
+
+    def add(self, request: PrivacyRequest) -> int:
+        return self._conn.execute(
+            sa.insert(privacy_requests)
+            .values(
+                shop_domain=request.shop_domain,
+                topic=request.topic,
+                customer_id=request.customer_id,
+                received_at=request.received_at,
+                completed_at=request.completed_at,
+                summary=dict(request.summary),
+            )
+            .returning(privacy_requests.c.id)
+        ).scalar_one()
+
+    def _to_request(self, row: Any) -> PrivacyRequest:
+        return PrivacyRequest(
+            id=row.id,
+            shop_domain=row.shop_domain,
+            topic=row.topic,
+            received_at=row.received_at,
+            completed_at=row.completed_at,
+            customer_id=row.customer_id,
+            summary=row.summary,
+        )
+
+    def list(self, shop_domain: str) -> list[PrivacyRequest]:
+        rows = self._conn.execute(
+            sa.select(privacy_requests)
+            .where(privacy_requests.c.shop_domain == shop_domain)
+            .order_by(privacy_requests.c.id.desc())
+        )
+        return [self._to_request(r) for r in rows]
+
+    def get(self, shop_domain: str, request_id: int) -> PrivacyRequest | None:
+        row = self._conn.execute(
+            sa.select(privacy_requests).where(
+                privacy_requests.c.shop_domain == shop_domain,
+                privacy_requests.c.id == request_id,
+            )
+        ).first()
+        return self._to_request(row) if row else None
+
+    def delete_for(self, shop_domain: str, customer_id: int | None = None) -> int:
+        t = privacy_requests.c
+        stmt = sa.delete(privacy_requests).where(
+            t.shop_domain == shop_domain, t.topic == "customers/data_request"
+        )
+        if customer_id is not None:
+            stmt = stmt.where(t.customer_id == customer_id)
+        return self._conn.execute(stmt).rowcount or 0

@@ -1,0 +1,1 @@
+"""Thin Flask blueprints and templates: the embedded admin, the JSON API, storefront pages."""

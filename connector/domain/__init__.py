@@ -1,0 +1,1 @@
+"""Domain objects and rules; plain dataclasses, no I/O."""

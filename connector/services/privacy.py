@@ -1,0 +1,99 @@
+"""Shopify's mandatory privacy webhooks, handled for real.
+
+- ``customers/data_request``: assemble every piece of personal data the app holds on the customer
+  into an export the merchant can download (``GET /api/v1/privacy/requests/{id}``).
+- ``customers/redact``: erase it (stored webhook bodies blanked, exports deleted).
+- ``shop/redact``: delete everything the app holds for the shop.
+
+Each capability that stores personal data adds its part here, so the three stay complete.
+A record of each request (ids and timestamps only, no personal data) is kept as evidence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from connector.domain.webhooks import Delivery
+from connector.ports import Clock, PrivacyRequest, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+def _customer_ref(payload: Mapping[str, Any]) -> tuple[int | None, list[int]]:
+    customer = payload.get("customer") or {}
+    raw_id = customer.get("id") if isinstance(customer, Mapping) else None
+    customer_id = int(raw_id) if isinstance(raw_id, int | str) and str(raw_id).isdigit() else None
+    orders = payload.get("orders_requested") or payload.get("orders_to_redact") or []
+    order_ids = [int(o) for o in orders if isinstance(o, int | str) and str(o).isdigit()]
+    return customer_id, order_ids
+
+
+def export_customer_data(
+    uow: UnitOfWork, clock: Clock, delivery: Delivery, payload: dict[str, Any]
+) -> str:
+    customer_id, order_ids = _customer_ref(payload)
+    held = uow.inbox.for_customer(delivery.shop_domain, customer_id, order_ids)
+    summary = {
+        "data_request_id": (payload.get("data_request") or {}).get("id"),
+        "customer_id": customer_id,
+        "orders_requested": order_ids,
+        "webhook_deliveries": held,
+    }
+    request_id = uow.privacy_requests.add(
+        PrivacyRequest(
+            id=None,
+            shop_domain=delivery.shop_domain,
+            topic=delivery.topic,
+            received_at=delivery.received_at,
+            completed_at=clock.now(),
+            customer_id=customer_id,
+            summary=summary,
+        )
+    )
+    return f"export {request_id}: {len(held)} stored records"
+
+
+def redact_customer(
+    uow: UnitOfWork, clock: Clock, delivery: Delivery, payload: dict[str, Any]
+) -> str:
+    customer_id, order_ids = _customer_ref(payload)
+    blanked = uow.inbox.redact_customer(delivery.shop_domain, customer_id, order_ids)
+    exports = uow.privacy_requests.delete_for(delivery.shop_domain, customer_id)
+    uow.privacy_requests.add(
+        PrivacyRequest(
+            id=None,
+            shop_domain=delivery.shop_domain,
+            topic=delivery.topic,
+            received_at=delivery.received_at,
+            completed_at=clock.now(),
+            customer_id=None,  # evidence without the identifier we were asked to erase
+            summary={"webhook_bodies_redacted": blanked, "exports_deleted": exports},
+        )
+    )
+    return f"redacted {blanked} stored records"
+
+
+def redact_shop(uow: UnitOfWork, clock: Clock, delivery: Delivery, payload: dict[str, Any]) -> str:
+    domain = delivery.shop_domain
+    deleted_shop = uow.shops.delete(domain)
+    deliveries = uow.inbox.delete_shop(domain, keep_id=delivery.id)
+    exports = uow.privacy_requests.delete_for(domain)
+    uow.privacy_requests.add(
+        PrivacyRequest(
+            id=None,
+            shop_domain=domain,
+            topic=delivery.topic,
+            received_at=delivery.received_at,
+            completed_at=clock.now(),
+            customer_id=None,
+            summary={
+                "shop_deleted": deleted_shop,
+                "webhook_deliveries_deleted": deliveries,
+                "exports_deleted": exports,
+            },
+        )
+    )
+    log.info("privacy.shop_redacted", extra={"shop": domain})
+    return f"shop data deleted ({deliveries} deliveries)"

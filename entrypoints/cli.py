@@ -1,0 +1,160 @@
+"""The ``ambassador`` command: serve, worker, migrate, demo."""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from adapters.logs import configure_logging
+from adapters.settings import Settings, SettingsError, database_url_from_env
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@click.group()
+def main() -> None:
+    """Ambassador Connector: Shopify ambassador program with a native Salesforce sync."""
+
+
+# --- migrate -------------------------------------------------------------------------------
+
+
+def run_migrations(database_url: str, revision: str = "head") -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["database_url"] = database_url
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, revision)
+
+
+@main.command()
+def migrate() -> None:
+    """Apply database migrations (``alembic upgrade head``); the release phase runs this."""
+    configure_logging()
+    url = database_url_from_env()
+    run_migrations(url)
+    click.echo("database is at the latest migration")
+
+
+# --- serve ---------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--host", default="0.0.0.0", show_default=True)  # noqa: S104 - a server binds wide
+@click.option("--port", type=int, default=None, help="default: $PORT or 8000")
+@click.option("--workers", type=int, default=None, help="default: $WEB_CONCURRENCY or 2×cores+1")
+def serve(host: str, port: int | None, workers: int | None) -> None:
+    """The web app under gunicorn."""
+    settings = _settings()
+    run_gunicorn(settings, host, port or settings.port, workers or settings.web_concurrency)
+
+
+def run_gunicorn(settings: Settings, host: str, port: int, workers: int) -> None:
+    from gunicorn.app.base import BaseApplication
+
+    from entrypoints.wsgi import create_app
+
+    embedded = settings.embedded_jobs
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{host}:{port}")
+            self.cfg.set("workers", workers or (multiprocessing.cpu_count() * 2 + 1))
+            self.cfg.set("graceful_timeout", 25)  # Heroku sends SIGTERM, then SIGKILL at 30 s
+            self.cfg.set("timeout", 30)
+            self.cfg.set("accesslog", "-" if settings.log_level == "DEBUG" else None)
+
+        def load(self) -> Any:
+            return create_app(settings, background_jobs=embedded)
+
+    Server().run()
+
+
+# --- worker --------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--burst", is_flag=True, help="Process what is queued, then exit.")
+def worker(burst: bool) -> None:
+    """An RQ worker on every queue the app uses, with RQ's scheduler (and the periodic jobs)."""
+    settings = _settings()
+    configure_logging(settings.log_level)
+    if not settings.redis_url:
+        raise click.ClickException("REDIS_URL is not set: without it jobs run inside `serve`")
+    from redis import Redis
+    from rq import SimpleWorker
+
+    from adapters.bootstrap import bootstrap
+    from adapters.queue.registry import QUEUES
+    from entrypoints import jobs
+
+    container = bootstrap(settings)
+    jobs.configure(container)
+    redis = container.redis or Redis.from_url(settings.redis_url)
+    cron = None if burst else _start_cron(settings.redis_url)
+    try:
+        # SimpleWorker runs jobs in this process instead of forking per job: ~4× the job
+        # throughput (PLATFORM.md), and the container's pools are reused. Jobs keep their
+        # timeouts (signal-based), and a crash is recovered by RQ's maintenance like a fork's.
+        w = SimpleWorker([container.jobs.queue(q) for q in QUEUES], connection=redis)  # type: ignore[attr-defined]
+        w.work(burst=burst, with_scheduler=True, maintenance_interval=60)
+    finally:
+        if cron is not None:
+            cron.terminate()
+
+
+def _start_cron(redis_url: str) -> multiprocessing.Process:
+    process = multiprocessing.Process(
+        target=_run_cron, args=(redis_url,), daemon=True, name="rq-cron"
+    )
+    process.start()
+    return process
+
+
+def _run_cron(redis_url: str) -> None:
+    from redis import Redis
+    from rq.cron import CronScheduler
+
+    from adapters.queue.inprocess import resolve
+    from adapters.queue.registry import JOBS, SCHEDULE
+
+    scheduler = CronScheduler(connection=Redis.from_url(redis_url))
+    for job, every in SCHEDULE.items():
+        spec = JOBS[job]
+        scheduler.register(resolve(spec.func), spec.queue, interval=every, job_timeout=spec.timeout)
+    scheduler.start()
+
+
+# --- demo ----------------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--emulator-port", type=int, default=8100, show_default=True)
+@click.option("--customers", type=int, default=60, show_default=True)
+def demo(port: int, emulator_port: int, customers: int) -> None:
+    """The whole system on this machine with nothing installed but Python."""
+    from entrypoints.demo import run_demo
+
+    run_demo(port=port, emulator_port=emulator_port, customers=customers)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Alembic migrations (run by ``ambassador migrate`` in the release phase)."""

@@ -80,7 +80,11 @@ class InboxRepository(Protocol):
         note: str | None = None,
     ) -> None: ...
 
-    def fail(self, delivery_id: int, error: str, now: datetime, *, final: bool) -> None: ...
+    def fail(
+        self, delivery_id: int, error: str, now: datetime, *, retry_at: datetime | None
+    ) -> None:
+        """Record a failed attempt: retried from ``retry_at``, or parked as failed if None."""
+        ...
 
     def has_claimable(self, now: datetime) -> bool: ...
 
@@ -93,9 +97,13 @@ class InboxRepository(Protocol):
         ...
 
     def redact_customer(
-        self, shop_domain: str, customer_id: int | None, order_ids: list[int]
+        self,
+        shop_domain: str,
+        customer_id: int | None,
+        order_ids: list[int],
+        also_ids: list[int] | None = None,
     ) -> int:
-        """Blank the stored bodies that concern a customer; returns how many."""
+        """Blank the stored bodies that concern a customer (and rows ``also_ids``)."""
         ...
 
     def delete_shop(self, shop_domain: str, keep_id: int | None = None) -> int: ...
@@ -148,14 +156,21 @@ class UnitOfWork(Protocol):
     enqueued there, so a worker never sees a row that is not yet visible).
     """
 
-    shops: ShopRepository
-    inbox: InboxRepository
-    oauth_states: OAuthStateRepository
-    privacy_requests: PrivacyRequestRepository
+    @property
+    def shops(self) -> ShopRepository: ...
+
+    @property
+    def inbox(self) -> InboxRepository: ...
+
+    @property
+    def oauth_states(self) -> OAuthStateRepository: ...
+
+    @property
+    def privacy_requests(self) -> PrivacyRequestRepository: ...
 
     def __enter__(self) -> Self: ...
 
-    def __exit__(self, *exc: object) -> None: ...
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None: ...
 
     def commit(self) -> None: ...
 

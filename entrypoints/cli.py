@@ -73,7 +73,7 @@ def run_gunicorn(settings: Settings, host: str, port: int, workers: int) -> None
 
     embedded = settings.embedded_jobs
 
-    class Server(BaseApplication):  # type: ignore[misc]
+    class Server(BaseApplication):
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers or (multiprocessing.cpu_count() * 2 + 1))
@@ -99,7 +99,7 @@ def worker(burst: bool) -> None:
     if not settings.redis_url:
         raise click.ClickException("REDIS_URL is not set: without it jobs run inside `serve`")
     from redis import Redis
-    from rq import SimpleWorker
+    from rq import Queue, SimpleWorker
 
     from adapters.bootstrap import bootstrap
     from adapters.queue.registry import QUEUES
@@ -113,8 +113,9 @@ def worker(burst: bool) -> None:
         # SimpleWorker runs jobs in this process instead of forking per job: ~4× the job
         # throughput (PLATFORM.md), and the container's pools are reused. Jobs keep their
         # timeouts (signal-based), and a crash is recovered by RQ's maintenance like a fork's.
-        w = SimpleWorker([container.jobs.queue(q) for q in QUEUES], connection=redis)  # type: ignore[attr-defined]
-        w.work(burst=burst, with_scheduler=True, maintenance_interval=60)
+        queues = [Queue(name, connection=redis) for name in QUEUES]
+        w = SimpleWorker(queues, connection=redis, maintenance_interval=60)
+        w.work(burst=burst, with_scheduler=True)
     finally:
         if cron is not None:
             cron.terminate()

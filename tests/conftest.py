@@ -13,6 +13,7 @@ import hmac
 import json
 import os
 import uuid
+from datetime import UTC, datetime
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,10 @@ def sign_webhook(body: bytes, secret: str = API_SECRET) -> str:
 
 def webhook_headers(
     topic: str, body: bytes, shop: str = SHOP, webhook_id: str | None = None,
-    secret: str = API_SECRET, triggered_at: str = "2026-07-01T12:00:00.000000000Z",
+    secret: str = API_SECRET, triggered_at: str | None = None,
 ) -> dict[str, str]:
+    if triggered_at is None:  # Shopify's format: nanoseconds and a Z
+        triggered_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
     return {
         "Content-Type": "application/json",
         "X-Shopify-Topic": topic,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -143,9 +143,13 @@ class SqlAlchemyInboxRepository:
 
     def _claimable(self, now: datetime) -> Any:
         t = webhook_deliveries.c
+        # ``locked_until``: a claim's lease (processing) or a retry's back-off (pending).
         return sa.or_(
-            t.status == DeliveryStatus.PENDING.value,
-            sa.and_(t.status == DeliveryStatus.PROCESSING.value, t.lease_expires_at < now),
+            sa.and_(
+                t.status == DeliveryStatus.PENDING.value,
+                sa.or_(t.locked_until.is_(None), t.locked_until <= now),
+            ),
+            sa.and_(t.status == DeliveryStatus.PROCESSING.value, t.locked_until < now),
         )
 
     def claim(self, limit: int, now: datetime, lease: timedelta) -> list[Delivery]:
@@ -162,7 +166,7 @@ class SqlAlchemyInboxRepository:
             .where(t.id.in_(ids.scalar_subquery()))
             .values(
                 status=DeliveryStatus.PROCESSING.value,
-                lease_expires_at=now + lease,
+                locked_until=now + lease,
                 attempts=t.attempts + 1,
             )
             .returning(
@@ -210,7 +214,7 @@ class SqlAlchemyInboxRepository:
             .values(
                 status=status,
                 processed_at=now,
-                lease_expires_at=None,
+                locked_until=None,
                 customer_id=customer_id,
                 order_id=order_id,
                 note=note,
@@ -218,12 +222,14 @@ class SqlAlchemyInboxRepository:
             )
         )
 
-    def fail(self, delivery_id: int, error: str, now: datetime, *, final: bool) -> None:
-        status = DeliveryStatus.FAILED if final else DeliveryStatus.PENDING
+    def fail(
+        self, delivery_id: int, error: str, now: datetime, *, retry_at: datetime | None
+    ) -> None:
+        status = DeliveryStatus.PENDING if retry_at else DeliveryStatus.FAILED
         self._conn.execute(
             sa.update(webhook_deliveries)
             .where(webhook_deliveries.c.id == delivery_id)
-            .values(status=status.value, lease_expires_at=None, last_error=error)
+            .values(status=status.value, locked_until=retry_at, last_error=error)
         )
 
     def has_claimable(self, now: datetime) -> bool:
@@ -236,7 +242,7 @@ class SqlAlchemyInboxRepository:
     def stats(self, now: datetime, shop_domain: str | None = None) -> InboxStats:
         t = webhook_deliveries.c
         scope = [t.shop_domain == shop_domain] if shop_domain else []
-        counts = dict(
+        counts: dict[str, int] = dict(
             self._conn.execute(
                 sa.select(t.status, sa.func.count())
                 .where(t.status.in_(["pending", "processing", "failed"]), *scope)
@@ -247,13 +253,12 @@ class SqlAlchemyInboxRepository:
             sa.select(sa.func.min(t.received_at)).where(t.status == "pending", *scope)
         ).scalar()
         last = self._conn.execute(sa.select(sa.func.max(t.received_at)).where(*scope)).scalar()
-        fix = webhook_deliveries.c.received_at.type.process_result_value  # SQLite aggregates
         return InboxStats(
             pending=counts.get("pending", 0),
             processing=counts.get("processing", 0),
             failed=counts.get("failed", 0),
-            oldest_pending_at=_as_utc(oldest, fix, self._conn),
-            last_received_at=_as_utc(last, fix, self._conn),
+            oldest_pending_at=_as_utc(oldest),
+            last_received_at=_as_utc(last),
         )
 
     def _subject(self, shop_domain: str, customer_id: int | None, order_ids: list[int]) -> Any:
@@ -282,11 +287,18 @@ class SqlAlchemyInboxRepository:
         ]
 
     def redact_customer(
-        self, shop_domain: str, customer_id: int | None, order_ids: list[int]
+        self,
+        shop_domain: str,
+        customer_id: int | None,
+        order_ids: list[int],
+        also_ids: list[int] | None = None,
     ) -> int:
+        subject = self._subject(shop_domain, customer_id, order_ids)
+        if also_ids:
+            subject = sa.or_(subject, webhook_deliveries.c.id.in_(also_ids))
         result = self._conn.execute(
             sa.update(webhook_deliveries)
-            .where(self._subject(shop_domain, customer_id, order_ids))
+            .where(subject)
             .values(body=REDACTED_BODY, customer_id=None)
         )
         return result.rowcount or 0
@@ -299,12 +311,13 @@ class SqlAlchemyInboxRepository:
         return self._conn.execute(stmt).rowcount or 0
 
 
-def _as_utc(value: Any, fix: Any, conn: sa.Connection) -> datetime | None:
+def _as_utc(value: Any) -> datetime | None:
+    """Aggregates bypass the column type: SQLite returns text, without a zone."""
     if value is None:
         return None
-    if isinstance(value, str):  # SQLite returns aggregates of DATETIME as text
+    if isinstance(value, str):
         value = datetime.fromisoformat(value)
-    return fix(value, conn.dialect)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class SqlAlchemyOAuthStateRepository:

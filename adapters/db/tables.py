@@ -78,7 +78,7 @@ webhook_deliveries = sa.Table(
     sa.Column("body", sa.Text, nullable=False),
     sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
-    sa.Column("lease_expires_at", UTCDateTime),
+    sa.Column("locked_until", UTCDateTime),
     sa.Column("processed_at", UTCDateTime),
     sa.Column("customer_id", sa.BigInteger),
     sa.Column("order_id", sa.BigInteger),

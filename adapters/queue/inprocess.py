@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 def resolve(path: str) -> Callable[..., Any]:
     module, _, name = path.rpartition(".")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), name)
 
 
 class InProcessJobQueue:

@@ -30,6 +30,12 @@ CLAIM_LEASE = timedelta(minutes=5)
 BATCH_SIZE = 100
 
 
+def retry_delay(attempts: int) -> timedelta:
+    """Back-off before the next attempt: 30 s, 1, 2, 4 ... minutes, at most an hour. A row that
+    keeps failing must not be retried in a hot loop by the same drain."""
+    return min(timedelta(seconds=30 * 2 ** max(attempts - 1, 0)), timedelta(hours=1))
+
+
 @dataclass
 class DrainResult:
     processed: int = 0
@@ -50,8 +56,13 @@ def subject_of(topic: str, payload: Mapping[str, Any]) -> tuple[int | None, int 
             customer_id = customer.get("id")
     elif topic == "refunds/create":
         order_id = payload.get("order_id")
-    elif topic.startswith("customers/") and topic != "customers/data_request":
+    elif topic == "customers/update":
         customer_id = payload.get("id")
+    elif topic == "customers/data_request":
+        customer = payload.get("customer")
+        if isinstance(customer, Mapping):
+            customer_id = customer.get("id")
+    # customers/redact is not indexed: its own body is blanked by its handler.
     return _int_or_none(customer_id), _int_or_none(order_id)
 
 
@@ -99,6 +110,7 @@ def _apply(
         payload = json.loads(delivery.body)
         customer_id, order_id = subject_of(delivery.topic, payload)
         handler = handlers.get(delivery.topic)
+        note: str | None
         with uow_factory() as uow:
             if handler is None:
                 status, note = DeliveryStatus.SKIPPED, "no handler for this topic in this version"
@@ -117,8 +129,10 @@ def _apply(
         final = delivery.attempts >= MAX_ATTEMPTS
         error = f"{type(exc).__name__}: {exc}"[:2000]
         log.exception("inbox.delivery_failed", extra={**context, "final": final})
+        now = clock.now()
+        retry_at = None if final else now + retry_delay(delivery.attempts)
         with uow_factory() as uow:
-            uow.inbox.fail(delivery.id, error, clock.now(), final=final)
+            uow.inbox.fail(delivery.id, error, now, retry_at=retry_at)
             uow.commit()
         result.failed += 1
         result.errors.append(error)

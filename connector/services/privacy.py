@@ -59,7 +59,9 @@ def redact_customer(
     uow: UnitOfWork, clock: Clock, delivery: Delivery, payload: dict[str, Any]
 ) -> str:
     customer_id, order_ids = _customer_ref(payload)
-    blanked = uow.inbox.redact_customer(delivery.shop_domain, customer_id, order_ids)
+    blanked = uow.inbox.redact_customer(
+        delivery.shop_domain, customer_id, order_ids, also_ids=[delivery.id]
+    )
     exports = uow.privacy_requests.delete_for(delivery.shop_domain, customer_id)
     uow.privacy_requests.add(
         PrivacyRequest(

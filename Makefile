@@ -1,0 +1,21 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+.PHONY: demo test test-faults bench lint migrate serve worker
+
+demo:            ## the whole system with the emulators and a seeded demo store
+	scripts/bootstrap-venv
+	.venv/bin/ambassador demo
+
+test:            ## lint, types, layering, migrations, and the whole test suite
+	scripts/test
+
+lint:
+	scripts/bootstrap-venv dev
+	.venv/bin/ruff check . && .venv/bin/mypy && .venv/bin/lint-imports
+
+bench:           ## benchmarks, each next to its naive baseline (prints tables)
+	scripts/bootstrap-venv dev
+	bash -c 'source scripts/services && .venv/bin/python bench/webhook_intake.py'
+
+migrate:
+	scripts/bootstrap-venv
+	.venv/bin/ambassador migrate

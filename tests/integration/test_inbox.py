@@ -1,0 +1,222 @@
+"""The webhook inbox on real PostgreSQL and the RQ queue on real Redis."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from redis import Redis
+from rq import Queue, SimpleWorker
+
+from adapters.bootstrap import bootstrap
+from adapters.clock import FakeClock
+from adapters.queue.inprocess import InProcessJobQueue
+from adapters.queue.rq_queue import RqJobQueue
+from connector.domain.shops import OfflineToken, Shop, ShopStatus
+from connector.domain.webhooks import MAX_ATTEMPTS, IncomingWebhook
+from connector.ports import Job
+from connector.services import inbox
+from connector.services.intake import accept_webhook
+from entrypoints import jobs
+from tests.conftest import SHOP
+
+
+def hook(topic: str = "orders/create", body: dict | None = None) -> IncomingWebhook:
+    return IncomingWebhook(
+        topic=topic, webhook_id=str(uuid.uuid4()), shop_domain=SHOP,
+        body=json.dumps(body or {"id": 1, "customer": {"id": 7}}),
+        api_version="2026-07", event_id=None, triggered_at=None,
+    )
+
+
+def store(container, n: int, topic: str = "orders/create") -> list[int]:
+    ids = []
+    with container.uow() as uow:
+        for i in range(n):
+            ids.append(uow.inbox.add(hook(topic, {"id": i}), container.clock.now()))
+        uow.commit()
+    return ids
+
+
+def statuses(container) -> dict[str, int]:
+    with container.engine.connect() as conn:
+        return dict(conn.exec_driver_sql(
+            "SELECT status, count(*) FROM webhook_deliveries GROUP BY status").all())
+
+
+def test_concurrent_claims_take_disjoint_rows(container):
+    store(container, 200)
+    claimed: list[list[int]] = []
+    barrier = threading.Barrier(4)
+
+    def claim() -> None:
+        barrier.wait()
+        with container.uow() as uow:
+            batch = uow.inbox.claim(80, container.clock.now(), timedelta(minutes=5))
+            uow.commit()
+        claimed.append([d.id for d in batch])
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    all_ids = [i for batch in claimed for i in batch]
+    assert len(all_ids) == len(set(all_ids)) == 200  # every row once, none twice
+
+
+def test_rows_of_a_killed_worker_come_back_when_the_lease_expires(settings):
+    clock = FakeClock(datetime(2026, 7, 1, tzinfo=UTC))
+    c = bootstrap(settings, clock=clock, jobs=InProcessJobQueue(threaded=False))
+    store(c, 3)
+    with c.uow() as uow:  # a worker claims, then is killed before completing anything
+        assert len(uow.inbox.claim(10, clock.now(), inbox.CLAIM_LEASE)) == 3
+        uow.commit()
+    assert inbox.process_inbox(c.uow, c.handlers, clock).processed == 0  # still leased
+    clock.advance(minutes=6)
+    result = inbox.process_inbox(c.uow, c.handlers, clock)
+    assert result.skipped == 3 and result.failed == 0
+    with c.engine.connect() as conn:
+        attempts = conn.exec_driver_sql("SELECT attempts FROM webhook_deliveries").scalars().all()
+    assert attempts == [2, 2, 2]
+    c.close()
+
+
+def test_a_failing_handler_is_retried_then_parked_as_failed(container):
+    store(container, 1, topic="app/uninstalled")
+    calls = []
+
+    def broken(uow, delivery, payload):
+        calls.append(delivery.id)
+        raise RuntimeError("boom")
+
+    handlers = {"app/uninstalled": broken}
+    clock = FakeClock()
+    inbox.process_inbox(container.uow, handlers, clock)
+    inbox.process_inbox(container.uow, handlers, clock)
+    assert len(calls) == 1  # backed off: not retried in a hot loop
+    for _ in range(MAX_ATTEMPTS):
+        clock.advance(hours=1, seconds=1)
+        inbox.process_inbox(container.uow, handlers, clock)
+    assert len(calls) == MAX_ATTEMPTS
+    assert statuses(container) == {"failed": 1}
+    with container.engine.connect() as conn:
+        error = conn.exec_driver_sql("SELECT last_error FROM webhook_deliveries").scalar_one()
+    assert "RuntimeError: boom" in error
+    clock.advance(hours=2)
+    inbox.process_inbox(container.uow, handlers, clock)
+    assert len(calls) == MAX_ATTEMPTS  # parked rows are not claimed again
+
+
+def test_handler_effects_and_the_processed_mark_commit_together(container):
+    """A crash inside the handler's transaction leaves no half-applied change."""
+    store(container, 1, topic="app/uninstalled")
+
+    def half_then_crash(uow, delivery, payload):
+        uow.shops.save(Shop(id=None, domain="half.myshopify.com", status=ShopStatus.INSTALLED))
+        raise RuntimeError("crash after a write")
+
+    inbox.process_inbox(container.uow, {"app/uninstalled": half_then_crash}, container.clock)
+    with container.uow() as uow:
+        assert uow.shops.get("half.myshopify.com") is None
+    assert statuses(container) == {"pending": 1}
+
+
+def test_tokens_are_encrypted_at_rest(container):
+    secret_access, secret_refresh = "shpat_" + uuid.uuid4().hex, "shprt_" + uuid.uuid4().hex
+    token = OfflineToken(secret_access, "read_orders", datetime(2026, 7, 1, 13, tzinfo=UTC),
+                         secret_refresh, datetime(2026, 10, 1, tzinfo=UTC))
+    with container.uow() as uow:
+        uow.shops.save(Shop(id=None, domain=SHOP, status=ShopStatus.INSTALLED, token=token))
+        uow.commit()
+    with container.engine.connect() as conn:
+        raw = conn.exec_driver_sql("SELECT * FROM shops").mappings().one()
+    dump = json.dumps({k: str(v) for k, v in raw.items()})
+    assert secret_access not in dump and secret_refresh not in dump
+    with container.uow() as uow:
+        assert uow.shops.get(SHOP).token == token
+
+
+def test_trigger_coalesces_a_burst_into_one_job_and_a_worker_drains_everything(
+    settings, redis_url
+):
+    redis = Redis.from_url(redis_url)
+    c = bootstrap(settings, jobs=RqJobQueue(redis), redis=redis)
+    jobs.configure(c)
+    try:
+        for _ in range(50):
+            accept_webhook(c.uow(), c.jobs, c.clock, hook())
+        webhooks_queue = Queue("webhooks", connection=redis)
+        assert webhooks_queue.count == 1
+        SimpleWorker([webhooks_queue], connection=redis).work(burst=True)
+        assert statuses(c) == {"skipped": 50}
+        # the job acknowledged the trigger: the next webhook queues a new run
+        accept_webhook(c.uow(), c.jobs, c.clock, hook())
+        assert webhooks_queue.count == 1
+    finally:
+        jobs.configure(None)
+        c.close()
+
+
+def test_redis_down_webhook_is_still_accepted_and_the_sweeper_processes_it_later(
+    settings, redis_url
+):
+    dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
+    c = bootstrap(settings, jobs=RqJobQueue(dead), redis=dead)
+    accepted = accept_webhook(c.uow(), c.jobs, c.clock, hook())
+    assert not accepted.duplicate
+    assert statuses(c) == {"pending": 1}
+    # Redis is back: the scheduled sweep finds the waiting row and queues a run
+    redis = Redis.from_url(redis_url)
+    c.jobs = RqJobQueue(redis)
+    jobs.configure(c)
+    try:
+        assert inbox.sweep_inbox(c.uow, c.jobs, c.clock) is True
+        SimpleWorker([Queue("webhooks", connection=redis)], connection=redis).work(burst=True)
+        assert statuses(c) == {"skipped": 1}
+        assert inbox.sweep_inbox(c.uow, c.jobs, c.clock) is False
+    finally:
+        jobs.configure(None)
+        c.close()
+
+
+def test_sqlite_embedded_mode_stores_and_processes_the_same_way(tmp_path):
+    from entrypoints.cli import run_migrations
+    from tests.conftest import make_settings
+
+    url = f"sqlite:///{tmp_path}/embedded.sqlite3"
+    run_migrations(url)
+    c = bootstrap(make_settings(tmp_path, url), jobs=InProcessJobQueue(threaded=False))
+    jobs.configure(c)
+    try:
+        h = hook()
+        assert accept_webhook(c.uow(), c.jobs, c.clock, h).duplicate is False
+        assert accept_webhook(c.uow(), c.jobs, c.clock, h).duplicate is True
+        assert statuses(c) == {"skipped": 1}
+        with c.uow() as uow:
+            stats = uow.inbox.stats(c.clock.now())
+        assert stats.pending == 0 and stats.last_received_at.tzinfo is not None
+    finally:
+        jobs.configure(None)
+        c.close()
+
+
+@pytest.mark.parametrize("n", [1, 250])
+def test_drain_handles_batches_larger_and_smaller_than_one_claim(container, n):
+    store(container, n)
+    result = inbox.process_inbox(container.uow, container.handlers, container.clock)
+    assert result.skipped == n
+    assert result.batches == -(-n // inbox.BATCH_SIZE)
+    with container.engine.connect() as conn:
+        assert conn.execute(sa.text(
+            "SELECT count(*) FROM webhook_deliveries WHERE status='skipped'")).scalar() == n
+
+
+def test_jobs_enumeration_is_complete():
+    from adapters.queue.registry import JOBS
+
+    assert set(JOBS) == set(Job)

@@ -34,7 +34,7 @@ def app_home() -> Any:
     id_token = request.args.get("id_token")
     if not id_token:
         # Loaded without a token (a bookmark, a reload): let App Bridge fetch one and come back.
-        status, body, headers = c.verifier.patch_id_token_page(request.url, dict(request.headers))
+        status, body, headers = c.verifier.app_home_bounce(request.url)
         return Response(body, status=status, headers=headers)
     verified = c.verifier.session_token(id_token)
     if not verified.ok or verified.shop != shop:
@@ -98,7 +98,9 @@ def begin_install() -> Any:
 def finish_install() -> Any:
     """Checks the query HMAC, the shop domain and the single-use state, then exchanges the code."""
     c = current_app.extensions["ambassador"]
-    params = {k: v for k, v in request.args.items()}
+    params: dict[str, Any] = {
+        k: (request.args.getlist(k) if k.endswith("[]") else request.args[k]) for k in request.args
+    }
     if not c.verifier.oauth_query(params):
         return _page(400, "Invalid request", "The request signature does not match.")
     try:

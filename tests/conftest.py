@@ -13,8 +13,8 @@ import hmac
 import json
 import os
 import uuid
-from datetime import UTC, datetime
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,9 @@ API_SECRET = "test_client_secret"
 OLD_SECRET = "previous_client_secret"
 SHOP = "test-shop.myshopify.com"
 
-BASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+BASE_URL = os.environ.get(
+    "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
@@ -46,8 +48,12 @@ def sign_webhook(body: bytes, secret: str = API_SECRET) -> str:
 
 
 def webhook_headers(
-    topic: str, body: bytes, shop: str = SHOP, webhook_id: str | None = None,
-    secret: str = API_SECRET, triggered_at: str | None = None,
+    topic: str,
+    body: bytes,
+    shop: str = SHOP,
+    webhook_id: str | None = None,
+    secret: str = API_SECRET,
+    triggered_at: str | None = None,
 ) -> dict[str, str]:
     if triggered_at is None:  # Shopify's format: nanoseconds and a Z
         triggered_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
@@ -166,4 +172,4 @@ def client(app: Any) -> Any:
 
 def count_rows(container: Container, table: str) -> int:
     with container.engine.connect() as conn:
-        return int(conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())  # noqa: S608
+        return int(conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())

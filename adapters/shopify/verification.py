@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ from urllib.parse import urlparse
 from shopify_app import ShopifyApp
 
 from connector.domain.shops import InvalidShopDomain, normalise_shop_domain
+
+PATCH_ID_TOKEN_PATH = "/app/patch-id-token"
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ class ShopifyVerifier:
                 "url": url,
                 "body": "",
             },
-            "/app/patch-id-token",
+            PATCH_ID_TOKEN_PATH,
         )
         if not result.ok or result.id_token is None:
             return Verified(False, result.log.code)
@@ -78,22 +81,45 @@ class ShopifyVerifier:
             return Verified(False, "iss_dest_mismatch")
         return Verified(True, "verified", shop=dest, claims=claims, token=token)
 
-    def oauth_query(self, params: Mapping[str, str]) -> bool:
-        """Query ``hmac`` of the authorization-code callback (hex HMAC-SHA256 of the other
-        parameters, sorted, ``k=v`` joined with ``&``).
+    def oauth_query(self, params: Mapping[str, str | list[str]]) -> bool:
+        """Query ``hmac`` of the authorization-code callback: hex HMAC-SHA256 over the other
+        parameters, each ``k=v`` with ``%``, ``&`` (and ``=`` in keys) escaped, array parameters
+        (``ids[]``) as a JSON list of strings, sorted and joined with ``&``.
 
         Written here because ``shopifyapp`` has no authorization-code helpers (Shopify steers
         embedded apps to token exchange) and the older ShopifyAPI package is deprecated.
         """
         received = params.get("hmac", "")
-        message = "&".join(
-            f"{k}={v}" for k, v in sorted((k, v) for k, v in params.items() if k != "hmac")
-        ).encode()
+        if not isinstance(received, str):
+            return False
+        pairs = []
+        for key, value in params.items():
+            if key == "hmac":
+                continue
+            if key.endswith("[]"):
+                key = key[:-2]
+                value = json.dumps(
+                    [str(v) for v in (value if isinstance(value, list) else [value])]
+                )
+            elif isinstance(value, list):
+                value = value[0] if value else ""
+            key = key.replace("%", "%25").replace("=", "%3D")
+            pairs.append(f"{key}={value.replace('%', '%25')}".replace("&", "%26"))
+        message = "&".join(sorted(pairs)).encode()
         ok = False
         for secret in self._secrets:  # compare against every secret: no early exit on a match
             digest = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
             ok |= hmac.compare_digest(digest, received)
         return ok
+
+    def app_home_bounce(self, url: str) -> tuple[int, str, dict[str, str]]:
+        """An app home request without an id token: the redirect to the patch-id-token page,
+        where App Bridge fetches a fresh token and reloads the app home with it."""
+        assert self._app is not None
+        result = self._app.verify_app_home_req(
+            {"method": "GET", "headers": {}, "url": url, "body": ""}, PATCH_ID_TOKEN_PATH
+        )
+        return result.response.status, result.response.body, dict(result.response.headers)
 
     def patch_id_token_page(
         self, url: str, headers: Mapping[str, str]

@@ -14,25 +14,39 @@ CUSTOMER_ID = ORDER["customer"]["id"]
 
 def send(client, topic, payload, **kwargs):
     raw = json.dumps(payload).encode()
-    response = client.post("/webhooks/shopify", data=raw, headers=webhook_headers(topic, raw, **kwargs))
+    response = client.post(
+        "/webhooks/shopify", data=raw, headers=webhook_headers(topic, raw, **kwargs)
+    )
     assert response.status_code == 200, response.get_json()
     return response
 
 
 def install(container, domain=SHOP, installed_at=None):
     now = container.clock.now()
-    token = OfflineToken("shpat_x", "read_orders", now + timedelta(hours=1), "shprt_x",
-                         now + timedelta(days=90))
+    token = OfflineToken(
+        "shpat_x", "read_orders", now + timedelta(hours=1), "shprt_x", now + timedelta(days=90)
+    )
     with container.uow() as uow:
-        uow.shops.save(Shop(id=None, domain=domain, status=ShopStatus.INSTALLED, token=token,
-                            installed_at=installed_at or now))
+        uow.shops.save(
+            Shop(
+                id=None,
+                domain=domain,
+                status=ShopStatus.INSTALLED,
+                token=token,
+                installed_at=installed_at or now,
+            )
+        )
         uow.commit()
 
 
 def bodies(container):
     with container.engine.connect() as conn:
-        return [json.loads(b) for b in conn.exec_driver_sql(
-            "SELECT body FROM webhook_deliveries ORDER BY id").scalars()]
+        return [
+            json.loads(b)
+            for b in conn.exec_driver_sql(
+                "SELECT body FROM webhook_deliveries ORDER BY id"
+            ).scalars()
+        ]
 
 
 def compliance(name, **overrides):
@@ -47,12 +61,16 @@ def test_data_request_produces_an_export_of_what_we_hold_on_that_customer(client
     send(client, "orders/create", ORDER)
     other = dict(ORDER, id=999, customer={"id": 424242, "email": "someone@else.test"})
     send(client, "orders/create", other)
-    request = compliance("customers_data_request.json",
-                         customer={"id": CUSTOMER_ID, "email": ORDER["email"]},
-                         orders_requested=[ORDER["id"]])
+    request = compliance(
+        "customers_data_request.json",
+        customer={"id": CUSTOMER_ID, "email": ORDER["email"]},
+        orders_requested=[ORDER["id"]],
+    )
     send(client, "customers/data_request", request)
     with container.uow() as uow:
-        exports = [r for r in uow.privacy_requests.list(SHOP) if r.topic == "customers/data_request"]
+        exports = [
+            r for r in uow.privacy_requests.list(SHOP) if r.topic == "customers/data_request"
+        ]
     assert len(exports) == 1
     held = exports[0].summary["webhook_deliveries"]
     assert [h["body"]["id"] for h in held] == [ORDER["id"]]  # theirs, not the other customer's
@@ -64,12 +82,20 @@ def test_customer_redact_blanks_their_stored_bodies_and_keeps_others(client, con
     send(client, "orders/create", ORDER)
     other = json.loads(json.dumps(ORDER).replace(ORDER["email"], "x@other.test"))
     send(client, "orders/create", dict(other, id=999, customer={"id": 424242}))
-    send(client, "customers/data_request",
-         compliance("customers_data_request.json", customer={"id": CUSTOMER_ID},
-                    orders_requested=[]))
-    send(client, "customers/redact",
-         compliance("customers_redact.json", customer={"id": CUSTOMER_ID},
-                    orders_to_redact=[ORDER["id"]]))
+    send(
+        client,
+        "customers/data_request",
+        compliance(
+            "customers_data_request.json", customer={"id": CUSTOMER_ID}, orders_requested=[]
+        ),
+    )
+    send(
+        client,
+        "customers/redact",
+        compliance(
+            "customers_redact.json", customer={"id": CUSTOMER_ID}, orders_to_redact=[ORDER["id"]]
+        ),
+    )
     stored = bodies(container)
     assert stored[0] == {"redacted": True}
     assert ORDER["email"] not in json.dumps(stored)
@@ -92,9 +118,12 @@ def test_shop_redact_deletes_everything_the_shop_had(client, container):
         evidence = uow.privacy_requests.list(SHOP)
     with container.engine.connect() as conn:
         left = conn.exec_driver_sql(
-            "SELECT shop_domain, topic FROM webhook_deliveries ORDER BY id").all()
-    assert [tuple(r) for r in left] == [("other-shop.myshopify.com", "orders/create"),
-                                        (SHOP, "shop/redact")]
+            "SELECT shop_domain, topic FROM webhook_deliveries ORDER BY id"
+        ).all()
+    assert [tuple(r) for r in left] == [
+        ("other-shop.myshopify.com", "orders/create"),
+        (SHOP, "shop/redact"),
+    ]
     assert [e.topic for e in evidence] == ["shop/redact"]
     assert evidence[0].summary["shop_deleted"] is True
 
@@ -106,8 +135,7 @@ def test_app_uninstalled_drops_the_tokens(client, container):
         shop = uow.shops.get(SHOP)
     assert shop.status is ShopStatus.UNINSTALLED and shop.token is None
     with container.engine.connect() as conn:
-        row = conn.exec_driver_sql(
-            "SELECT access_token_enc, refresh_token_enc FROM shops").one()
+        row = conn.exec_driver_sql("SELECT access_token_enc, refresh_token_enc FROM shops").one()
     assert row == (None, None)
 
 

@@ -124,9 +124,11 @@ def test_unknown_topic_is_acknowledged_and_not_stored(client, container, caplog)
 
 @pytest.mark.parametrize(
     "header,value,code",
-    [("X-Shopify-Shop-Domain", "evil.example.com", "invalid_shop"),
-     ("X-Shopify-Topic", "", "missing_header"),
-     ("X-Shopify-Webhook-Id", "", "missing_header")],
+    [
+        ("X-Shopify-Shop-Domain", "evil.example.com", "invalid_shop"),
+        ("X-Shopify-Topic", "", "missing_header"),
+        ("X-Shopify-Webhook-Id", "", "missing_header"),
+    ],
 )
 def test_malformed_headers_are_400(client, container, header, value, code):
     raw = json.dumps(ORDER).encode()

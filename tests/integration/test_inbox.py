@@ -27,9 +27,13 @@ from tests.conftest import SHOP
 
 def hook(topic: str = "orders/create", body: dict | None = None) -> IncomingWebhook:
     return IncomingWebhook(
-        topic=topic, webhook_id=str(uuid.uuid4()), shop_domain=SHOP,
+        topic=topic,
+        webhook_id=str(uuid.uuid4()),
+        shop_domain=SHOP,
         body=json.dumps(body or {"id": 1, "customer": {"id": 7}}),
-        api_version="2026-07", event_id=None, triggered_at=None,
+        api_version="2026-07",
+        event_id=None,
+        triggered_at=None,
     )
 
 
@@ -44,8 +48,11 @@ def store(container, n: int, topic: str = "orders/create") -> list[int]:
 
 def statuses(container) -> dict[str, int]:
     with container.engine.connect() as conn:
-        return dict(conn.exec_driver_sql(
-            "SELECT status, count(*) FROM webhook_deliveries GROUP BY status").all())
+        return dict(
+            conn.exec_driver_sql(
+                "SELECT status, count(*) FROM webhook_deliveries GROUP BY status"
+            ).all()
+        )
 
 
 def test_concurrent_claims_take_disjoint_rows(container):
@@ -128,8 +135,13 @@ def test_handler_effects_and_the_processed_mark_commit_together(container):
 
 def test_tokens_are_encrypted_at_rest(container):
     secret_access, secret_refresh = "shpat_" + uuid.uuid4().hex, "shprt_" + uuid.uuid4().hex
-    token = OfflineToken(secret_access, "read_orders", datetime(2026, 7, 1, 13, tzinfo=UTC),
-                         secret_refresh, datetime(2026, 10, 1, tzinfo=UTC))
+    token = OfflineToken(
+        secret_access,
+        "read_orders",
+        datetime(2026, 7, 1, 13, tzinfo=UTC),
+        secret_refresh,
+        datetime(2026, 10, 1, tzinfo=UTC),
+    )
     with container.uow() as uow:
         uow.shops.save(Shop(id=None, domain=SHOP, status=ShopStatus.INSTALLED, token=token))
         uow.commit()
@@ -141,9 +153,7 @@ def test_tokens_are_encrypted_at_rest(container):
         assert uow.shops.get(SHOP).token == token
 
 
-def test_trigger_coalesces_a_burst_into_one_job_and_a_worker_drains_everything(
-    settings, redis_url
-):
+def test_trigger_coalesces_a_burst_into_one_job_and_a_worker_drains_everything(settings, redis_url):
     redis = Redis.from_url(redis_url)
     c = bootstrap(settings, jobs=RqJobQueue(redis), redis=redis)
     jobs.configure(c)
@@ -212,8 +222,12 @@ def test_drain_handles_batches_larger_and_smaller_than_one_claim(container, n):
     assert result.skipped == n
     assert result.batches == -(-n // inbox.BATCH_SIZE)
     with container.engine.connect() as conn:
-        assert conn.execute(sa.text(
-            "SELECT count(*) FROM webhook_deliveries WHERE status='skipped'")).scalar() == n
+        assert (
+            conn.execute(
+                sa.text("SELECT count(*) FROM webhook_deliveries WHERE status='skipped'")
+            ).scalar()
+            == n
+        )
 
 
 def test_jobs_enumeration_is_complete():

@@ -20,7 +20,7 @@ from shopify_app import ShopifyApp
 
 from connector.domain.shops import InvalidShopDomain, normalise_shop_domain
 
-PATCH_ID_TOKEN_PATH = "/app/patch-id-token"
+PATCH_ID_TOKEN_PATH = "/app/patch-id-token"  # noqa: S105 - a path, not a secret
 
 
 @dataclass(frozen=True)

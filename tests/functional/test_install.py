@@ -1,7 +1,7 @@
 """Installing: token exchange on the app home, and the authorization-code install link.
 
-Here Shopify is a fake (``FakeCommercePlatform``); ``tests/integration/test_install_against_emulator.py``
-runs the same journeys over HTTP against the Shopify emulator.
+Here Shopify is a fake (``FakeCommercePlatform``); the emulator tests run the same journeys
+over HTTP against the Shopify emulator.
 """
 
 from __future__ import annotations

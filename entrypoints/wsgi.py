@@ -57,6 +57,10 @@ def create_app(
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(app_home_bp)
     app.register_blueprint(api_bp)
+    if settings.demo:
+        from admin_ui.demo import bp as demo_bp
+
+        app.register_blueprint(demo_bp)
 
     @app.get("/healthz")
     def healthz() -> Any:

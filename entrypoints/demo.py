@@ -1,0 +1,132 @@
+"""``ambassador demo``: the whole system on one machine with nothing installed but Python.
+
+Embedded database (SQLite in ``instance/``), in-process jobs, the bundled Shopify emulator, and
+a demo store with customers and orders. The store is installed through the real path (the app
+home's token exchange, over HTTP) and its orders arrive as signed webhooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import secrets
+import threading
+from pathlib import Path
+from typing import Any
+
+import click
+import httpx
+from werkzeug.serving import make_server
+
+from adapters.settings import Settings
+from admin_ui.demo import DEMO_SHOP
+
+log = logging.getLogger(__name__)
+
+FIRST = ["Ava", "Noah", "Mia", "Leo", "Zoe", "Ravi", "Ines", "Kai", "Lena", "Omar", "Yuki", "Sam"]
+LAST = ["Martin", "Okafor", "Nguyen", "Silva", "Kowalski", "Haddad", "Larsen", "Moreau", "Ito"]
+PRODUCTS = [
+    ("Trail Runner", "119.00"),
+    ("Merino Tee", "45.00"),
+    ("Rain Shell", "189.00"),
+    ("Wool Socks", "18.50"),
+    ("Day Pack", "79.00"),
+]
+
+
+def run_demo(
+    *,
+    port: int,
+    emulator_port: int,
+    customers: int,
+    instance: Path | None = None,
+    serve_forever: bool = True,
+) -> dict[str, Any]:
+    from adapters.shopify.emulator import ShopifyEmulator, serve_in_thread
+    from entrypoints.cli import run_migrations
+    from entrypoints.wsgi import create_app
+
+    instance = instance or Path.cwd() / "instance" / "demo"
+    instance.mkdir(parents=True, exist_ok=True)
+    api_key, api_secret = "demo-app", secrets.token_urlsafe(32)
+    app_url = f"http://127.0.0.1:{port}"
+
+    emulator = ShopifyEmulator(api_key=api_key, api_secret=api_secret, app_url=app_url)
+    emulator_server, emulator_url = serve_in_thread(emulator, host="127.0.0.1", port=emulator_port)
+    settings = Settings.from_env(
+        {
+            "AMBASSADOR_DEMO": "1",
+            "APP_ENV": "development",
+            "DATABASE_URL": f"sqlite:///{instance / 'demo.sqlite3'}",
+            "INSTANCE_PATH": str(instance),
+            "APP_URL": app_url,
+            "SHOPIFY_API_KEY": api_key,
+            "SHOPIFY_API_SECRET": api_secret,
+            "SHOPIFY_API_BASE_URL": emulator_url,
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    click.echo(f"==> database {settings.database_url}")
+    run_migrations(settings.database_url)
+
+    app = create_app(settings, background_jobs=True)
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    threading.Thread(target=server.serve_forever, name="web", daemon=True).start()
+
+    emulator.add_shop(DEMO_SHOP, currency="USD", name="Summit Outfitters (demo)")
+    rng = random.Random(7)  # the same demo store every time
+    people = []
+    with click.progressbar(range(customers), label="==> seeding customers") as bar:
+        for i in bar:
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            people.append(
+                emulator.add_customer(
+                    DEMO_SHOP,
+                    email=f"{first}.{last}.{i}@example.com".lower(),
+                    first_name=first,
+                    last_name=last,
+                    orders_count=rng.randint(0, 12),
+                    amount_spent=f"{rng.randint(0, 2400)}.00",
+                )
+            )
+
+    click.echo("==> installing the app on the demo store (token exchange through the app home)")
+    with httpx.Client(base_url=app_url, timeout=30) as web:
+        token = emulator.mint_session_token(DEMO_SHOP)
+        response = web.get("/app", params={"shop": DEMO_SHOP, "host": "ZGVtbw", "id_token": token})
+        response.raise_for_status()
+
+    orders = min(20, customers)
+    with click.progressbar(range(orders), label="==> placing orders (signed webhooks)") as bar:
+        for _ in bar:
+            person = rng.choice(people)
+            title, price = rng.choice(PRODUCTS)
+            emulator.checkout(
+                DEMO_SHOP,
+                customer_email=person["email"],
+                line_items=[{"title": title, "price": price, "quantity": rng.randint(1, 3)}],
+                discount_codes=[],
+            )
+    app.extensions["ambassador"].jobs.join()
+
+    urls = {
+        "admin": f"{app_url}/demo",
+        "api_openapi": f"{app_url}/api/v1/openapi.json",
+        "health": f"{app_url}/healthz",
+        "emulator": f"{emulator_url}/_emulator/state",
+    }
+    click.echo("")
+    click.echo("Ambassador Connector demo is running.")
+    click.echo(f"  Open the app (as the merchant):  {urls['admin']}")
+    click.echo(f"  API description:                 {urls['api_openapi']}")
+    click.echo(f"  Health:                          {urls['health']}")
+    click.echo(f"  Shopify emulator state:          {urls['emulator']}")
+    click.echo("Press Ctrl-C to stop.")
+    if serve_forever:
+        try:
+            threading.Event().wait()
+        except KeyboardInterrupt:
+            click.echo("stopping")
+    server.shutdown()
+    emulator_server.shutdown()
+    return urls

@@ -20,11 +20,20 @@ from adapters.db.engine import make_engine
 from adapters.db.unit_of_work import SqlAlchemyUnitOfWork
 from adapters.queue.inprocess import InProcessJobQueue
 from adapters.settings import Settings
+from adapters.shopify.discounts import ShopifyDiscounts
 from adapters.shopify.graphql import ShopifyGraphQLClient
 from adapters.shopify.http import make_http_client
 from adapters.shopify.platform import ShopifyAdminPlatform
 from adapters.shopify.verification import ShopifyVerifier
-from connector.ports import Clock, CommercePlatform, IdGenerator, JobQueue, UnitOfWork
+from connector.ports import (
+    Clock,
+    CommercePlatform,
+    DiscountPlatform,
+    IdGenerator,
+    JobQueue,
+    UnitOfWork,
+)
+from connector.services import installation
 from connector.services.handlers import build_handlers
 from connector.services.inbox import Handler
 
@@ -42,11 +51,16 @@ class Container:
     verifier: ShopifyVerifier
     shopify_http: httpx.Client
     shopify: CommercePlatform
+    discounts: DiscountPlatform
     handlers: dict[str, Handler] = field(default_factory=dict)
     redis: Any = None
 
     def uow(self) -> UnitOfWork:
         return SqlAlchemyUnitOfWork(self.engine, self.cipher, self.clock)
+
+    def access_token(self, shop_domain: str) -> str:
+        """A usable offline token for the shop (refreshed first if it is about to expire)."""
+        return installation.access_token(self.uow, self.shopify, self.clock, shop_domain)
 
     @property
     def webhook_uri(self) -> str:
@@ -79,22 +93,20 @@ def bootstrap(settings: Settings, **overrides: Any) -> Container:
     verifier = ShopifyVerifier(
         settings.shopify_api_key, settings.shopify_api_secret, settings.shopify_api_secret_old
     )
-    platform = overrides.get("shopify")
-    if platform is None:
-        app = ShopifyApp(
-            settings.shopify_api_key or "unset",
-            settings.shopify_api_secret or "unset",
-            settings.shopify_api_secret_old,
-        )
-        graphql = ShopifyGraphQLClient(app, http, settings.shopify_api_version)
-        platform = ShopifyAdminPlatform(
-            app,
-            http,
-            graphql,
-            api_key=settings.shopify_api_key,
-            api_secret=settings.shopify_api_secret,
-            scopes=settings.shopify_scopes,
-        )
+    app = ShopifyApp(
+        settings.shopify_api_key or "unset",
+        settings.shopify_api_secret or "unset",
+        settings.shopify_api_secret_old,
+    )
+    graphql = ShopifyGraphQLClient(app, http, settings.shopify_api_version)
+    platform = overrides.get("shopify") or ShopifyAdminPlatform(
+        app,
+        http,
+        graphql,
+        api_key=settings.shopify_api_key,
+        api_secret=settings.shopify_api_secret,
+        scopes=settings.shopify_scopes,
+    )
     return Container(
         settings=settings,
         engine=engine,
@@ -105,6 +117,7 @@ def bootstrap(settings: Settings, **overrides: Any) -> Container:
         verifier=verifier,
         shopify_http=http,
         shopify=platform,
+        discounts=overrides.get("discounts") or ShopifyDiscounts(graphql),
         handlers=build_handlers(clock),
         redis=redis,
     )

@@ -1,19 +1,210 @@
 """The OpenAPI 3 document of ``/api/v1`` (served at ``/api/v1/openapi.json``).
 
-Kept next to the routes and checked by a test that every ``/api/v1`` route is documented.
+Kept next to the routes; a test checks that every route and method is documented here.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-_ERROR = {
-    "description": "Error",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_ERROR = _json(_ref("Error"), "Error")
+_ERRORS = {code: _ERROR for code in ("400", "401", "403", "404", "409", "422")}
+
+
+def _op(
+    summary: str,
+    ok: dict[str, Any] | None = None,
+    *,
+    body: dict[str, Any] | None = None,
+    status: str = "200",
+    params: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {
+        "summary": summary,
+        "responses": {status: ok or {"description": "OK"}, **_ERRORS},
+    }
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _path_id(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
+
+
+def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema or {"type": "string"},
+    }
+
+
+_MONEY = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": "decimal string"}
+_TS = {"type": "string", "format": "date-time", "nullable": True}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["error"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            }
+        },
+    },
+    "Shop": {
+        "type": "object",
+        "properties": {
+            "domain": {"type": "string"},
+            "name": {"type": "string", "nullable": True},
+            "currency": {"type": "string", "nullable": True},
+            "status": {"type": "string", "enum": ["installed", "uninstalled"]},
+            "installed_at": _TS,
+            "webhooks_registered_at": _TS,
+            "webhooks": {"type": "object"},
+        },
+    },
+    "PrivacyRequest": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "topic": {"type": "string"},
+            "customer_id": {"type": "integer", "nullable": True},
+            "received_at": _TS,
+            "completed_at": _TS,
+            "summary": {"type": "object"},
+        },
+    },
+    "Ambassador": {
+        "type": "object",
+        "required": ["id", "email", "status", "code", "tier", "engagement", "stats"],
+        "properties": {
+            "id": {"type": "integer"},
+            "email": {"type": "string"},
+            "first_name": {"type": "string"},
+            "last_name": {"type": "string"},
+            "customer_id": {"type": "string", "nullable": True},
+            "status": {"type": "string", "enum": ["applied", "active", "paused", "removed"]},
+            "code": {"type": "string", "nullable": True},
+            "code_state": {
+                "type": "string",
+                "enum": ["none", "pending", "active", "inactive", "missing"],
+            },
+            "share_url": {"type": "string", "nullable": True},
+            "tier": {
+                "type": "object",
+                "nullable": True,
+                "properties": {"id": {"type": "integer"}, "name": {"type": "string"}},
+            },
+            "tier_locked": {"type": "boolean"},
+            "source": {"type": "string"},
+            "social": {"type": "object"},
+            "since": _TS,
+            "created_at": _TS,
+            "updated_at": _TS,
+            "engagement": {
+                "type": "object",
+                "properties": {
+                    "score": {"type": "number"},
+                    "band": {"type": "string", "enum": ["not engaged", "marginal", "engaged"]},
+                },
+            },
+            "stats": {
+                "type": "object",
+                "properties": {
+                    "attributed_orders": {"type": "integer"},
+                    "attributed_revenue": _MONEY,
+                    "currency": {"type": "string"},
+                    "rewards": {
+                        "type": "object",
+                        "properties": {
+                            k: _MONEY for k in ("pending", "approved", "paid", "reversed")
+                        },
+                    },
+                },
+            },
+        },
+    },
+    "AmbassadorPage": {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": _ref("Ambassador")},
+            "next_cursor": {"type": "string", "nullable": True},
+        },
+    },
+    "Enrolment": {
+        "oneOf": [
+            {
+                "type": "object",
+                "required": ["customer_id"],
+                "properties": {
+                    "customer_id": {"type": "string", "example": "gid://shopify/Customer/123"},
+                    "tier_id": {"type": "integer"},
+                },
+            },
+            {
+                "type": "object",
+                "required": ["email"],
+                "properties": {
+                    "email": {"type": "string"},
+                    "first_name": {"type": "string"},
+                    "last_name": {"type": "string"},
+                    "tier_id": {"type": "integer"},
+                },
+            },
+        ]
+    },
+    "Tier": {
+        "type": "object",
+        "required": ["name", "position", "commission_rate"],
+        "properties": {
+            "id": {"type": "integer", "readOnly": True},
+            "name": {"type": "string"},
+            "position": {"type": "integer", "minimum": 0, "maximum": 100},
+            "commission_rate": _MONEY,
+            "min_revenue": {**_MONEY, "nullable": True},
+            "min_orders": {"type": "integer", "nullable": True},
+            "min_new_customers": {"type": "integer", "nullable": True},
+            "perks": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Task": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "kind": {"type": "string"},
+            "status": {"type": "string"},
+            "total": {"type": "integer"},
+            "done": {"type": "integer"},
+            "failed": {"type": "integer"},
+            "report": {"type": "object"},
+            "started_at": _TS,
+            "finished_at": _TS,
+        },
+    },
+    "ProgramSettings": {"type": "object", "description": "see connector/domain/program.py"},
 }
 
 
 def openapi_document() -> dict[str, Any]:
+    aid = [_path_id("ambassador_id")]
+    amb = _json(_ref("Ambassador"))
     return {
         "openapi": "3.0.3",
         "info": {"title": "Ambassador Connector API", "version": "1"},
@@ -26,101 +217,146 @@ def openapi_document() -> dict[str, Any]:
                     "scheme": "bearer",
                     "bearerFormat": "JWT",
                     "description": "Shopify App Bridge session token",
-                },
+                }
             },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": {
-                        "error": {
-                            "type": "object",
-                            "required": ["code", "message"],
-                            "properties": {
-                                "code": {"type": "string"},
-                                "message": {"type": "string"},
-                            },
-                        }
-                    },
-                },
-                "Shop": {
-                    "type": "object",
-                    "properties": {
-                        "domain": {"type": "string"},
-                        "name": {"type": "string", "nullable": True},
-                        "currency": {"type": "string", "nullable": True},
-                        "status": {"type": "string", "enum": ["installed", "uninstalled"]},
-                        "installed_at": {"type": "string", "format": "date-time", "nullable": True},
-                        "webhooks_registered_at": {
-                            "type": "string",
-                            "format": "date-time",
-                            "nullable": True,
-                        },
-                        "webhooks": {"type": "object"},
-                    },
-                },
-                "PrivacyRequest": {
-                    "type": "object",
-                    "properties": {
-                        "id": {"type": "integer"},
-                        "topic": {"type": "string"},
-                        "customer_id": {"type": "integer", "nullable": True},
-                        "received_at": {"type": "string", "format": "date-time"},
-                        "completed_at": {"type": "string", "format": "date-time", "nullable": True},
-                        "summary": {"type": "object"},
-                    },
-                },
-            },
+            "schemas": SCHEMAS,
         },
         "paths": {
             "/shop": {
-                "get": {
-                    "summary": "The installation and its webhook intake health",
-                    "responses": {
-                        "200": {
-                            "description": "OK",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/Shop"}
-                                }
-                            },
-                        },
-                        "401": _ERROR,
-                        "403": _ERROR,
-                    },
-                }
+                "get": _op("The installation and its webhook intake health", _json(_ref("Shop")))
             },
-            "/privacy/requests": {
-                "get": {
-                    "summary": "Privacy requests received for this shop (exports included)",
-                    "responses": {"200": {"description": "OK"}, "401": _ERROR, "403": _ERROR},
-                }
-            },
+            "/privacy/requests": {"get": _op("Privacy requests received (exports included)")},
             "/privacy/requests/{request_id}": {
-                "get": {
-                    "summary": "One privacy request",
-                    "parameters": [
-                        {
-                            "name": "request_id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "integer"},
-                        }
+                "get": _op(
+                    "One privacy request",
+                    _json(_ref("PrivacyRequest")),
+                    params=[_path_id("request_id")],
+                )
+            },
+            "/ambassadors": {
+                "get": _op(
+                    "List ambassadors, newest first (cursor pagination)",
+                    _json(_ref("AmbassadorPage")),
+                    params=[
+                        _query("status", "applied, active, paused or removed"),
+                        _query("tier", "tier id or name"),
+                        _query("q", "email, name or code"),
+                        _query("cursor", "next_cursor of the previous page"),
+                        _query("limit", "1 to 200", {"type": "integer"}),
                     ],
-                    "responses": {
-                        "200": {
-                            "description": "OK",
-                            "content": {
-                                "application/json": {
-                                    "schema": {"$ref": "#/components/schemas/PrivacyRequest"}
-                                }
-                            },
+                ),
+                "post": _op(
+                    "Enrol a customer (or a person by email) and issue their code; "
+                    "200 with the existing ambassador when already enrolled",
+                    amb,
+                    body=_ref("Enrolment"),
+                    status="201",
+                ),
+            },
+            "/ambassadors/bulk": {
+                "post": _op(
+                    "Enrol many customers as a background task",
+                    _json({"type": "object", "properties": {"task_id": {"type": "integer"}}}),
+                    body={
+                        "type": "object",
+                        "required": ["customer_ids"],
+                        "properties": {
+                            "customer_ids": {"type": "array", "items": {"type": "string"}}
                         },
-                        "401": _ERROR,
-                        "403": _ERROR,
-                        "404": _ERROR,
                     },
-                }
+                    status="202",
+                )
+            },
+            "/ambassadors/{ambassador_id}": {"get": _op("One ambassador", amb, params=aid)},
+            "/ambassadors/{ambassador_id}/history": {
+                "get": _op("The ambassador's audit trail", params=aid)
+            },
+            "/ambassadors/{ambassador_id}/status": {
+                "post": _op(
+                    "Change status (the code follows)",
+                    amb,
+                    params=aid,
+                    body={
+                        "type": "object",
+                        "required": ["status"],
+                        "properties": {"status": {"type": "string"}, "reason": {"type": "string"}},
+                    },
+                )
+            },
+            "/ambassadors/{ambassador_id}/tier": {
+                "post": _op(
+                    "Set the tier by hand (locked against evaluation)",
+                    amb,
+                    params=aid,
+                    body={
+                        "type": "object",
+                        "properties": {
+                            "tier_id": {"type": "integer", "nullable": True},
+                            "locked": {"type": "boolean"},
+                            "reason": {"type": "string"},
+                        },
+                    },
+                )
+            },
+            "/ambassadors/{ambassador_id}/code": {
+                "post": _op(
+                    "Choose or rotate the code",
+                    amb,
+                    params=aid,
+                    body={
+                        "type": "object",
+                        "required": ["code"],
+                        "properties": {"code": {"type": "string"}},
+                    },
+                )
+            },
+            "/tasks/{task_id}": {
+                "get": _op(
+                    "Progress of a background task",
+                    _json(_ref("Task")),
+                    params=[_path_id("task_id")],
+                )
+            },
+            "/candidates": {
+                "get": _op(
+                    "Best customers not enrolled yet, ranked",
+                    params=[_query("limit", "1 to 500", {"type": "integer"})],
+                )
+            },
+            "/program/settings": {
+                "get": _op("Program settings", _json(_ref("ProgramSettings"))),
+                "patch": _op(
+                    "Change program settings (partial)",
+                    _json(_ref("ProgramSettings")),
+                    body=_ref("ProgramSettings"),
+                ),
+            },
+            "/tiers": {
+                "get": _op("Tiers, lowest first"),
+                "post": _op("Create a tier", _json(_ref("Tier")), body=_ref("Tier"), status="201"),
+            },
+            "/tiers/{tier_id}": {
+                "put": _op(
+                    "Replace a tier",
+                    _json(_ref("Tier")),
+                    body=_ref("Tier"),
+                    params=[_path_id("tier_id")],
+                ),
+                "delete": _op(
+                    "Archive a tier",
+                    {"description": "Archived"},
+                    status="204",
+                    params=[_path_id("tier_id")],
+                ),
+            },
+            "/tiers/preview": {
+                "post": _op(
+                    "What-if: where everyone would land with these tiers (nothing saved)",
+                    body={
+                        "type": "object",
+                        "properties": {"tiers": {"type": "array", "items": _ref("Tier")}},
+                    },
+                )
             },
         },
     }

@@ -9,10 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol, Self
 
+from connector.domain.ambassadors import Ambassador, AuditEntry
+from connector.domain.program import FriendDiscount, ProgramSettings
 from connector.domain.shops import OfflineToken, Shop
+from connector.domain.tiers import Tier
 from connector.domain.webhooks import Delivery, IncomingWebhook
 
 
@@ -42,6 +46,8 @@ class ShopRepository(Protocol):
     def delete(self, domain: str) -> bool:
         """Delete the shop and, by cascade, every row that belongs to it."""
         ...
+
+    def installed_domains(self) -> list[str]: ...
 
     def expiring_tokens(self, before: datetime) -> list[str]:
         """Domains of installed shops whose access token expires before ``before``."""
@@ -168,6 +174,15 @@ class UnitOfWork(Protocol):
     @property
     def privacy_requests(self) -> PrivacyRequestRepository: ...
 
+    @property
+    def ambassadors(self) -> AmbassadorRepository: ...
+
+    @property
+    def program(self) -> ProgramRepository: ...
+
+    @property
+    def task_runs(self) -> TaskRunRepository: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None: ...
@@ -193,6 +208,14 @@ class PlatformError(Exception):
 
 class PlatformUnauthorized(PlatformError):
     """The credentials were refused (revoked, uninstalled, invalid grant)."""
+
+
+class CodeTaken(PlatformError):
+    """Shopify already has this code (on a discount that is not ours)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(f"code {code} is taken in Shopify")
+        self.code = code
 
 
 class PlatformRetryable(PlatformError):
@@ -240,6 +263,10 @@ class Job(StrEnum):
     SWEEP_INBOX = "sweep_inbox"
     REGISTER_WEBHOOKS = "register_webhooks"
     REFRESH_TOKENS = "refresh_tokens"
+    SYNC_CODES = "sync_codes"
+    CHECK_CODE_DRIFT = "check_code_drift"
+    SYNC_CUSTOMER_TAGS = "sync_customer_tags"
+    ENROL_CUSTOMERS = "enrol_customers"
 
 
 class JobQueue(Protocol):
@@ -262,3 +289,222 @@ class IdGenerator(Protocol):
     def token(self, nbytes: int = 32) -> str:
         """A URL-safe random string from a CSPRNG."""
         ...
+
+
+# --- the ambassador program ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AmbassadorQuery:
+    status: str | None = None
+    tier_id: int | None = None
+    text: str | None = None  # matches email, name or code
+    after_id: int | None = None  # keyset cursor: newest first, ids below this one
+    limit: int = 50
+
+
+class AmbassadorRepository(Protocol):
+    def get(
+        self, shop_id: int, ambassador_id: int, *, for_update: bool = False
+    ) -> Ambassador | None: ...
+
+    def by_email(self, shop_id: int, email: str) -> Ambassador | None: ...
+
+    def by_customer(self, shop_id: int, customer_id: int) -> Ambassador | None: ...
+
+    def by_code(self, shop_id: int, code: str) -> Ambassador | None:
+        """Case-insensitive (codes are stored upper-case)."""
+        ...
+
+    def add(self, ambassador: Ambassador) -> Ambassador | None:
+        """Insert; ``None`` when the shop already has this email or customer (no second one)."""
+        ...
+
+    def save(self, ambassador: Ambassador) -> Ambassador:
+        """Update every field and bump ``version``."""
+        ...
+
+    def reserve_code(self, shop_id: int, ambassador_id: int, code: str) -> bool:
+        """Give the ambassador ``code`` (state pending) unless another ambassador of the shop
+        holds it. Atomic; safe under concurrency."""
+        ...
+
+    def codes_taken(self, shop_id: int, codes: list[str]) -> set[str]: ...
+
+    def needing_code_sync(self, shop_id: int, limit: int) -> list[Ambassador]:
+        """Ambassadors whose code state in Shopify differs from what their status wants."""
+        ...
+
+    def issued_codes(self, shop_id: int) -> list[Ambassador]:
+        """Ambassadors whose code is (or was) on a Shopify discount: for the drift check."""
+        ...
+
+    def retire_code(
+        self, shop_id: int, ambassador_id: int, discount_gid: str, redeem_code_gid: str
+    ) -> None:
+        """Queue an old code for deletion in Shopify (after a rotation)."""
+        ...
+
+    def pending_retirements(self, shop_id: int) -> list[tuple[int, str, str]]: ...
+
+    def retirement_done(self, shop_id: int, retirement_id: int) -> None: ...
+
+    def search(self, shop_id: int, query: AmbassadorQuery) -> list[Ambassador]: ...
+
+    def count_by_status(self, shop_id: int) -> dict[str, int]: ...
+
+    def tier_positions(self, shop_id: int) -> list[tuple[int, int | None]]:
+        """(ambassador id, tier id) of everyone not removed: for the tier what-if."""
+        ...
+
+    def enrolled_customers(self, shop_id: int, customer_ids: list[int]) -> set[int]: ...
+
+    def tags_to_sync(self, shop_id: int, limit: int) -> list[tuple[int, int, str, bool]]:
+        """(id, customer id, status, tagged) of ambassadors whose customer tag is out of date."""
+        ...
+
+    def mark_tagged(self, shop_id: int, ambassador_id: int, tagged: bool) -> None: ...
+
+    def audit(self, shop_id: int, entry: AuditEntry) -> None: ...
+
+    def history(self, shop_id: int, ambassador_id: int) -> list[AuditEntry]: ...
+
+
+class ProgramRepository(Protocol):
+    def settings(self, shop_id: int) -> ProgramSettings: ...
+
+    def save_settings(self, shop_id: int, settings: ProgramSettings) -> None: ...
+
+    def tiers(self, shop_id: int) -> list[Tier]: ...
+
+    def save_tier(self, shop_id: int, tier: Tier) -> Tier: ...
+
+    def delete_tier(self, shop_id: int, tier_id: int) -> bool: ...
+
+    def shared_discount(self, shop_id: int, terms_key: str) -> str | None:
+        """The Shopify discount (GID) that holds the codes for these terms, if made yet."""
+        ...
+
+    def add_shared_discount(
+        self, shop_id: int, terms_key: str, discount_gid: str, title: str
+    ) -> None: ...
+
+    def forget_shared_discount(self, shop_id: int, discount_gid: str) -> None:
+        """The discount is gone in Shopify: the next sync makes a new one."""
+        ...
+
+
+@dataclass(frozen=True)
+class TaskRun:
+    id: int
+    shop_id: int
+    kind: str
+    status: str  # running | done | failed
+    total: int
+    done: int
+    failed: int
+    report: Mapping[str, Any]
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class TaskRunRepository(Protocol):
+    """Progress of long work (bulk enrolment, imports, backfills) for the admin and the CLI."""
+
+    def start(self, shop_id: int, kind: str, total: int) -> int: ...
+
+    def advance(self, run_id: int, done: int = 0, failed: int = 0) -> None: ...
+
+    def finish(self, run_id: int, status: str, report: Mapping[str, Any]) -> None: ...
+
+    def get(self, shop_id: int, run_id: int) -> TaskRun | None: ...
+
+
+# --- Shopify operations the program needs ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CustomerSummary:
+    id: int
+    email: str | None
+    first_name: str
+    last_name: str
+    orders: int
+    amount_spent: Decimal
+    currency: str
+    last_order_at: datetime | None
+    created_at: datetime | None
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CustomerPage:
+    customers: list[CustomerSummary]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class RedeemCodeResult:
+    code: str
+    redeem_code_gid: str | None  # None when Shopify refused the code
+    error: str | None = None  # e.g. "taken"
+
+
+class DiscountPlatform(Protocol):
+    """Discount codes and customers in the store (Shopify Admin GraphQL)."""
+
+    def create_code_discount(
+        self,
+        shop_domain: str,
+        access_token: str,
+        terms: FriendDiscount,
+        title: str,
+        first_code: str,
+    ) -> tuple[str, RedeemCodeResult]:
+        """Make the shared discount with its first code; returns (discount GID, that code)."""
+        ...
+
+    def add_redeem_codes(
+        self, shop_domain: str, access_token: str, discount_gid: str, codes: list[str]
+    ) -> list[RedeemCodeResult]:
+        """Add codes to a discount (250 per call, asynchronous in Shopify; waits for it)."""
+        ...
+
+    def delete_redeem_codes(
+        self, shop_domain: str, access_token: str, discount_gid: str, redeem_code_gids: list[str]
+    ) -> None: ...
+
+    def discount_codes(
+        self, shop_domain: str, access_token: str, discount_gid: str
+    ) -> dict[str, str] | None:
+        """Every code of the discount (upper-case code → redeem code GID); None if the discount
+        itself is gone."""
+        ...
+
+    def search_customers(
+        self,
+        shop_domain: str,
+        access_token: str,
+        query: str | None,
+        after: str | None,
+        first: int = 100,
+        sort: str = "AMOUNT_SPENT",
+    ) -> CustomerPage: ...
+
+    def find_customer_by_email(
+        self, shop_domain: str, access_token: str, email: str
+    ) -> CustomerSummary | None: ...
+
+    def get_customer(
+        self, shop_domain: str, access_token: str, customer_id: int
+    ) -> CustomerSummary | None: ...
+
+    def tag_customer(
+        self, shop_domain: str, access_token: str, customer_id: int, tag: str, *, add: bool
+    ) -> None: ...
+
+
+class Notifier(Protocol):
+    """Sends a message (email in production; the console backend prints it)."""
+
+    def send(self, to: str, subject: str, body: str) -> None: ...

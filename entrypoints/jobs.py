@@ -13,7 +13,7 @@ from typing import Any
 from adapters.bootstrap import Container, bootstrap
 from adapters.settings import Settings
 from connector.ports import Job
-from connector.services import inbox, installation
+from connector.services import codes, inbox, installation, program
 
 log = logging.getLogger(__name__)
 
@@ -80,12 +80,65 @@ def refresh_tokens() -> int:
     return installation.refresh_expiring_tokens(c.uow, c.shopify, c.clock)
 
 
+def sync_codes(shop_domain: str) -> dict[str, int]:
+    c = container()
+    report = codes.sync_codes(c.uow, c.discounts, c.access_token, c.clock, shop_domain)
+    log.info(
+        "program.codes.synced",
+        extra={
+            **_job_context(),
+            "shop": shop_domain,
+            "added": report.added,
+            "removed": report.removed,
+            "collisions": report.collisions,
+            "errors": len(report.errors),
+        },
+    )
+    return {"added": report.added, "removed": report.removed, "collisions": report.collisions}
+
+
+def check_code_drift(shop_domain: str | None = None) -> int:
+    """Scheduled for every installed shop (or one): find and queue repairs of drifted codes."""
+    c = container()
+    found = 0
+    for domain in [shop_domain] if shop_domain else program.installed_shops(c.uow):
+        report = codes.check_drift(c.uow, c.discounts, c.access_token, c.clock, domain)
+        found += len(report.missing) + len(report.reappeared)
+        if report.missing or report.reappeared:
+            c.jobs.enqueue(Job.SYNC_CODES, domain, job_id=f"sync-codes:{domain}")
+    return found
+
+
+def sync_customer_tags(shop_domain: str) -> int:
+    c = container()
+    return program.sync_customer_tags(c.uow, c.discounts, c.access_token, c.clock, shop_domain)
+
+
+def enrol_customers(shop_domain: str, run_id: int, customer_ids: list[int], actor: str) -> int:
+    c = container()
+    return program.enrol_customers(
+        c.uow,
+        c.discounts,
+        c.access_token,
+        c.jobs,
+        c.clock,
+        shop_domain,
+        run_id,
+        customer_ids,
+        actor,
+    )
+
+
 __all__ = [
     "Job",
+    "check_code_drift",
     "configure",
     "container",
+    "enrol_customers",
     "process_inbox",
     "refresh_tokens",
     "register_webhooks",
     "sweep_inbox",
+    "sync_codes",
+    "sync_customer_tags",
 ]

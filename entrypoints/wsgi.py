@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
+import admin_ui.api_program  # noqa: F401 - registers the program routes on the API blueprint
 from adapters.bootstrap import Container, bootstrap
 from adapters.logs import configure_logging
 from adapters.queue.inprocess import InProcessJobQueue

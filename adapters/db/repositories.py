@@ -104,6 +104,14 @@ class SqlAlchemyShopRepository:
         result = self._conn.execute(sa.delete(shops).where(shops.c.domain == domain))
         return bool(result.rowcount)
 
+    def installed_domains(self) -> list[str]:
+        rows = self._conn.execute(
+            sa.select(shops.c.domain)
+            .where(shops.c.status == ShopStatus.INSTALLED.value)
+            .order_by(shops.c.id)
+        )
+        return [r.domain for r in rows]
+
     def expiring_tokens(self, before: datetime) -> list[str]:
         rows = self._conn.execute(
             sa.select(shops.c.domain).where(

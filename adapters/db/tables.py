@@ -121,3 +121,197 @@ privacy_requests = sa.Table(
     sa.Column("completed_at", UTCDateTime),
     sa.Column("summary", sa.JSON, nullable=False),
 )
+
+# --- the ambassador program ---------------------------------------------------------------
+
+program_settings = sa.Table(
+    "program_settings",
+    metadata,
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("settings", sa.JSON, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+tiers = sa.Table(
+    "tiers",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(80), nullable=False),
+    sa.Column("position", sa.Integer, nullable=False),
+    sa.Column("commission_rate", sa.Numeric(7, 4), nullable=False),
+    sa.Column("min_revenue", sa.Numeric(14, 2)),
+    sa.Column("min_orders", sa.Integer),
+    sa.Column("min_new_customers", sa.Integer),
+    sa.Column("perks", sa.JSON, nullable=False),
+    sa.Column("archived_at", UTCDateTime),
+    sa.UniqueConstraint("shop_id", "name"),
+)
+
+ambassadors = sa.Table(
+    "ambassadors",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("first_name", sa.String(120), nullable=False, server_default=""),
+    sa.Column("last_name", sa.String(120), nullable=False, server_default=""),
+    sa.Column("customer_id", sa.BigInteger),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("tier_id", BigId, sa.ForeignKey("tiers.id", ondelete="SET NULL")),
+    sa.Column("tier_locked", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("demotion_pending_since", UTCDateTime),
+    sa.Column("code", sa.String(32)),
+    sa.Column("code_state", sa.String(16), nullable=False, server_default="none"),
+    sa.Column("discount_gid", sa.String(128)),
+    sa.Column("redeem_code_gid", sa.String(128)),
+    sa.Column("source", sa.String(16), nullable=False),
+    sa.Column("customer_tagged", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("social", sa.JSON, nullable=False),
+    sa.Column("since", UTCDateTime),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("shop_id", "email"),
+    sa.UniqueConstraint("shop_id", "code"),  # codes are stored upper-case: case-insensitive
+    sa.CheckConstraint("status IN ('applied', 'active', 'paused', 'removed')", name="status"),
+    sa.CheckConstraint(
+        "code_state IN ('none', 'pending', 'active', 'inactive', 'missing')", name="code_state"
+    ),
+    # One ambassador per Shopify customer (partial: guests have no customer id).
+    sa.Index(
+        "uq_ambassadors_shop_customer",
+        "shop_id",
+        "customer_id",
+        unique=True,
+        postgresql_where=sa.text("customer_id IS NOT NULL"),
+        sqlite_where=sa.text("customer_id IS NOT NULL"),
+    ),
+    # The admin's list: filter by status, newest first, keyset pagination on id.
+    sa.Index("ix_ambassadors_shop_status_id", "shop_id", "status", "id"),
+    sa.Index("ix_ambassadors_shop_tier_id", "shop_id", "tier_id", "id"),
+)
+
+ambassador_events = sa.Table(
+    "ambassador_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "ambassador_id",
+        BigId,
+        sa.ForeignKey("ambassadors.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(80), nullable=False),
+    sa.Column("before", sa.String(80)),
+    sa.Column("after", sa.String(80)),
+    sa.Column("reason", sa.Text),
+    sa.Column("data", sa.JSON, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+)
+
+shared_discounts = sa.Table(
+    "shared_discounts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("terms_key", sa.String(120), nullable=False),
+    sa.Column("discount_gid", sa.String(128), nullable=False),
+    sa.Column("title", sa.String(255), nullable=False),
+    sa.Column("codes_count", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("shop_id", "terms_key", "discount_gid"),
+)
+
+task_runs = sa.Table(
+    "task_runs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("total", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("done", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("report", sa.JSON, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Index("ix_task_runs_shop_id_id", "shop_id", "id"),
+)
+
+applications = sa.Table(
+    "applications",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "ambassador_id",
+        BigId,
+        sa.ForeignKey("ambassadors.id", ondelete="CASCADE"),
+        nullable=False,
+        index=True,
+    ),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("customer_id", sa.BigInteger),
+    sa.Column("answers", sa.JSON, nullable=False),
+    sa.Column("social", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("tier_id", BigId, sa.ForeignKey("tiers.id", ondelete="SET NULL")),
+    sa.Column("reason", sa.Text),
+    sa.Column("decided_by", sa.String(80)),
+    sa.Column("decided_at", UTCDateTime),
+    sa.Column("client_hash", sa.String(64)),  # keyed hash of the applicant's IP (rate limits)
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status"),
+    sa.Index("ix_applications_shop_status_id", "shop_id", "status", "id"),
+    sa.Index("ix_applications_shop_client_created", "shop_id", "client_hash", "created_at"),
+)
+
+application_votes = sa.Table(
+    "application_votes",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column(
+        "application_id",
+        BigId,
+        sa.ForeignKey("applications.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("reviewer", sa.String(80), nullable=False),
+    sa.Column("vote", sa.String(8), nullable=False),
+    sa.Column("comment", sa.Text),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("application_id", "reviewer"),
+    sa.CheckConstraint("vote IN ('approve', 'reject')", name="vote"),
+)
+
+notifications = sa.Table(
+    "notifications",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("key", sa.String(160), nullable=False),  # idempotency: one message per event
+    sa.Column("to", sa.String(254), nullable=False),
+    sa.Column("subject", sa.String(255), nullable=False),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("sent_at", UTCDateTime),
+    sa.UniqueConstraint("shop_id", "key"),
+)
+
+code_retirements = sa.Table(
+    "code_retirements",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("ambassador_id", BigId, sa.ForeignKey("ambassadors.id", ondelete="CASCADE")),
+    sa.Column("discount_gid", sa.String(128), nullable=False),
+    sa.Column("redeem_code_gid", sa.String(128), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("done_at", UTCDateTime),
+    sa.Index("ix_code_retirements_shop_done", "shop_id", "done_at"),
+)

@@ -11,6 +11,11 @@ from sqlalchemy.exc import DBAPIError
 
 from adapters.crypto import TokenCipher
 from adapters.db.engine import DatabaseUnavailable
+from adapters.db.program_repositories import (
+    SqlAlchemyAmbassadorRepository,
+    SqlAlchemyProgramRepository,
+    SqlAlchemyTaskRunRepository,
+)
 from adapters.db.repositories import (
     SqlAlchemyInboxRepository,
     SqlAlchemyOAuthStateRepository,
@@ -49,6 +54,9 @@ class SqlAlchemyUnitOfWork:
         self.inbox = SqlAlchemyInboxRepository(self._conn)
         self.oauth_states = SqlAlchemyOAuthStateRepository(self._conn, self._cipher, now)
         self.privacy_requests = SqlAlchemyPrivacyRequestRepository(self._conn)
+        self.ambassadors = SqlAlchemyAmbassadorRepository(self._conn, now)
+        self.program = SqlAlchemyProgramRepository(self._conn, now)
+        self.task_runs = SqlAlchemyTaskRunRepository(self._conn, now)
         self._callbacks = []
         return self
 

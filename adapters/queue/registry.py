@@ -27,10 +27,19 @@ JOBS: dict[Job, JobSpec] = {
         "entrypoints.jobs.register_webhooks", "default", timeout=120, retries=(10, 60, 300, 900)
     ),
     Job.REFRESH_TOKENS: JobSpec("entrypoints.jobs.refresh_tokens", "scheduled", timeout=300),
+    Job.SYNC_CODES: JobSpec(
+        "entrypoints.jobs.sync_codes", "default", timeout=3600, retries=(30, 120, 600)
+    ),
+    Job.CHECK_CODE_DRIFT: JobSpec("entrypoints.jobs.check_code_drift", "scheduled", timeout=3600),
+    Job.SYNC_CUSTOMER_TAGS: JobSpec(
+        "entrypoints.jobs.sync_customer_tags", "default", timeout=600, retries=(30, 300)
+    ),
+    Job.ENROL_CUSTOMERS: JobSpec("entrypoints.jobs.enrol_customers", "default", timeout=3600),
 }
 
 #: Periodic jobs, every N seconds (run by the RQ cron scheduler inside ``ambassador worker``).
 SCHEDULE: dict[Job, int] = {
     Job.SWEEP_INBOX: 30,
     Job.REFRESH_TOKENS: 300,
+    Job.CHECK_CODE_DRIFT: 6 * 3600,
 }

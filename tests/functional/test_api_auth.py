@@ -109,16 +109,19 @@ def test_unknown_api_routes_are_json_404(client, two_shops):
     assert response.get_json()["error"]["code"] == "not_found"
 
 
-def test_openapi_documents_every_api_route(app, client):
+def test_openapi_documents_every_api_route_and_method(app, client):
+    import re
+
     doc = client.get("/api/v1/openapi.json").get_json()
     assert doc["openapi"].startswith("3.")
-    routes = {
-        rule.rule.removeprefix("/api/v1").replace("<int:", "{").replace(">", "}")
+    served = {
+        (re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule.rule.removeprefix("/api/v1")), method.lower())
         for rule in app.url_map.iter_rules()
         if rule.rule.startswith("/api/v1") and not rule.rule.endswith("openapi.json")
+        for method in rule.methods - {"HEAD", "OPTIONS"}
     }
-    routes = {r.replace("{request_id}", "{request_id}") for r in routes}
-    assert routes == set(doc["paths"])
+    documented = {(path, method) for path, ops in doc["paths"].items() for method in ops}
+    assert served == documented
 
 
 @pytest.mark.parametrize(

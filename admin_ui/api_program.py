@@ -1,0 +1,456 @@
+"""``/api/v1`` routes of the ambassador program: ambassadors, settings, tiers, candidates, tasks.
+
+Registered on the same blueprint as :mod:`admin_ui.api` (same auth, same error shape).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from flask import current_app, g, jsonify, request
+
+from admin_ui.api import ApiError, bp
+from connector.domain.ambassadors import Ambassador, AmbassadorStatus
+from connector.domain.tiers import Results, Tier
+from connector.ports import AmbassadorQuery, Job, PlatformError, PlatformRetryable
+from connector.services import ambassadors as service
+from connector.services import program
+from connector.services.installation import NotInstalled
+
+MAX_PAGE = 200
+
+
+def _c() -> Any:
+    return current_app.extensions["ambassador"]
+
+
+def _body() -> dict[str, Any]:
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return data
+
+
+def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a service, turning its errors into API errors."""
+    try:
+        return fn(*args, **kwargs)
+    except service.ProgramError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    except NotInstalled:
+        raise ApiError(403, "not_installed", "open the app in Shopify to reconnect it") from None
+    except PlatformRetryable as exc:
+        raise ApiError(503, "shopify_unavailable", str(exc), **{"Retry-After": "30"}) from None
+    except PlatformError as exc:
+        raise ApiError(502, "shopify_error", str(exc)) from None
+
+
+def _actor() -> str:
+    return f"merchant:{g.get('user_id') or 'admin'}"
+
+
+def _tiers() -> dict[int | None, Tier]:
+    with _c().uow() as uow:
+        return {t.id: t for t in uow.program.tiers(g.shop.id)}
+
+
+def ambassador_json(a: Ambassador, tiers: dict[int | None, Tier]) -> dict[str, Any]:
+    shop = g.shop
+    currency = shop.currency or "USD"
+    tier = tiers.get(a.tier_id)
+    return {
+        "id": a.id,
+        "email": a.email,
+        "first_name": a.first_name,
+        "last_name": a.last_name,
+        "customer_id": f"gid://shopify/Customer/{a.customer_id}" if a.customer_id else None,
+        "status": a.status.value,
+        "code": a.code,
+        "code_state": a.code_state.value,
+        "share_url": f"https://{shop.domain}/discount/{a.code}?redirect=%2F" if a.code else None,
+        "tier": {"id": tier.id, "name": tier.name} if tier else None,
+        "tier_locked": a.tier_locked,
+        "source": a.source,
+        "social": a.social,
+        "since": a.since.isoformat() if a.since else None,
+        "created_at": a.created_at.isoformat() if a.created_at else None,
+        "updated_at": a.updated_at.isoformat() if a.updated_at else None,
+        # Scoring arrives with the engagement capability; until then nobody is scored.
+        "engagement": {"score": 0.0, "band": "not engaged"},
+        # Attribution and the ledger arrive with their capability; nothing is credited yet.
+        "stats": {
+            "attributed_orders": 0,
+            "attributed_revenue": "0.00",
+            "currency": currency,
+            "rewards": {"pending": "0.00", "approved": "0.00", "paid": "0.00", "reversed": "0.00"},
+        },
+    }
+
+
+def _customer_id(value: Any) -> int:
+    text = str(value or "").strip()
+    if text.startswith("gid://shopify/Customer/"):
+        text = text.rsplit("/", 1)[1]
+    if not text.isdigit() or len(text) > 19:
+        raise ApiError(422, "invalid_customer_id", "customer_id must be gid://shopify/Customer/N")
+    return int(text)
+
+
+@bp.post("/ambassadors")
+def create_ambassador() -> Any:
+    data = _body()
+    c = _c()
+    if "customer_id" in data:
+        customer_id = _customer_id(data["customer_id"])
+        customer = _run(
+            c.discounts.get_customer,
+            g.shop.domain,
+            _run(c.access_token, g.shop.domain),
+            customer_id,
+        )
+        result = _run(
+            service.enrol_customer,
+            c.uow(),
+            c.jobs,
+            c.clock,
+            g.shop,
+            customer,
+            customer_id=customer_id,
+            actor=_actor(),
+            tier_id=data.get("tier_id"),
+        )
+    elif "email" in data:
+        for field in ("email", "first_name", "last_name"):
+            if not isinstance(data.get(field, ""), str):
+                raise ApiError(422, "invalid_field", f"{field} must be a string")
+        result = _run(
+            service.enrol,
+            c.uow(),
+            c.jobs,
+            c.clock,
+            g.shop,
+            email=data["email"],
+            first_name=data.get("first_name", ""),
+            last_name=data.get("last_name", ""),
+            actor=_actor(),
+            tier_id=data.get("tier_id"),
+        )
+    else:
+        raise ApiError(422, "missing_field", "give customer_id, or email with first and last name")
+    return jsonify(ambassador_json(result.ambassador, _tiers())), 201 if result.created else 200
+
+
+@bp.get("/ambassadors")
+def list_ambassadors() -> Any:
+    status = request.args.get("status") or None
+    if status and status not in {s.value for s in AmbassadorStatus}:
+        raise ApiError(422, "invalid_status", "status is applied, active, paused or removed")
+    tiers = _tiers()
+    tier_arg = request.args.get("tier") or None
+    tier_id = None
+    if tier_arg:
+        match = [t for t in tiers.values() if str(t.id) == tier_arg or t.name == tier_arg]
+        if not match:
+            raise ApiError(422, "invalid_tier", "no such tier")
+        tier_id = match[0].id
+    try:
+        limit = min(max(int(request.args.get("limit", 50)), 1), MAX_PAGE)
+    except ValueError:
+        raise ApiError(422, "invalid_limit", "limit must be an integer") from None
+    after = _decode_cursor(request.args.get("cursor"))
+    q = (request.args.get("q") or "").strip()[:200] or None
+    rows = service.list_ambassadors(
+        _c().uow(),
+        g.shop,
+        AmbassadorQuery(status=status, tier_id=tier_id, text=q, after_id=after, limit=limit + 1),
+    )
+    items, more = rows[:limit], len(rows) > limit
+    return jsonify(
+        {
+            "items": [ambassador_json(a, tiers) for a in items],
+            "next_cursor": _encode_cursor(items[-1].id) if more and items else None,
+        }
+    )
+
+
+def _encode_cursor(last_id: int | None) -> str:
+    return base64.urlsafe_b64encode(f"a:{last_id}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None) -> int | None:
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        if kind != "a" or not value.isdigit():
+            raise ValueError(raw)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(422, "invalid_cursor", "the cursor is not one this API gave") from None
+
+
+def _ambassador_id(value: str) -> int:
+    if not value.isdigit() or len(value) > 18:
+        raise ApiError(404, "not_found", "no such ambassador")
+    return int(value)
+
+
+@bp.get("/ambassadors/<ambassador_id>")
+def get_ambassador(ambassador_id: str) -> Any:
+    with _c().uow() as uow:
+        a = uow.ambassadors.get(g.shop.id, _ambassador_id(ambassador_id))
+    if a is None:
+        raise ApiError(404, "not_found", "no such ambassador")
+    return jsonify(ambassador_json(a, _tiers()))
+
+
+@bp.get("/ambassadors/<ambassador_id>/history")
+def ambassador_history(ambassador_id: str) -> Any:
+    aid = _ambassador_id(ambassador_id)
+    with _c().uow() as uow:
+        if uow.ambassadors.get(g.shop.id, aid) is None:
+            raise ApiError(404, "not_found", "no such ambassador")
+        entries = uow.ambassadors.history(g.shop.id, aid)
+    return jsonify(
+        {
+            "items": [
+                {
+                    "kind": e.kind,
+                    "actor": e.actor,
+                    "at": e.at.isoformat(),
+                    "before": e.before,
+                    "after": e.after,
+                    "reason": e.reason,
+                    "data": e.data,
+                }
+                for e in entries
+            ]
+        }
+    )
+
+
+@bp.post("/ambassadors/<ambassador_id>/status")
+def change_status(ambassador_id: str) -> Any:
+    data = _body()
+    try:
+        status = AmbassadorStatus(str(data.get("status")))
+    except ValueError:
+        raise ApiError(
+            422, "invalid_status", "status is applied, active, paused or removed"
+        ) from None
+    reason = data.get("reason")
+    if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
+        raise ApiError(422, "invalid_reason", "reason: text up to 1000 characters")
+    c = _c()
+    a = _run(
+        service.change_status,
+        c.uow(),
+        c.jobs,
+        c.clock,
+        g.shop,
+        _ambassador_id(ambassador_id),
+        status,
+        actor=_actor(),
+        reason=reason,
+    )
+    return jsonify(ambassador_json(a, _tiers()))
+
+
+@bp.post("/ambassadors/<ambassador_id>/tier")
+def change_tier(ambassador_id: str) -> Any:
+    data = _body()
+    tier_id = data.get("tier_id")
+    if tier_id is not None and (isinstance(tier_id, bool) or not isinstance(tier_id, int)):
+        raise ApiError(422, "invalid_tier", "tier_id must be an integer or null")
+    lock = data.get("locked", True)
+    if not isinstance(lock, bool):
+        raise ApiError(422, "invalid_field", "locked must be true or false")
+    c = _c()
+    a = _run(
+        service.set_tier,
+        c.uow(),
+        c.clock,
+        g.shop,
+        _ambassador_id(ambassador_id),
+        tier_id,
+        actor=_actor(),
+        reason=data.get("reason"),
+        lock=lock,
+    )
+    return jsonify(ambassador_json(a, _tiers()))
+
+
+@bp.post("/ambassadors/<ambassador_id>/code")
+def change_code(ambassador_id: str) -> Any:
+    data = _body()
+    if not isinstance(data.get("code"), str):
+        raise ApiError(422, "invalid_code", "code must be a string")
+    c = _c()
+    a = _run(
+        service.set_code,
+        c.uow(),
+        c.jobs,
+        c.clock,
+        g.shop,
+        _ambassador_id(ambassador_id),
+        data["code"],
+        actor=_actor(),
+    )
+    return jsonify(ambassador_json(a, _tiers()))
+
+
+@bp.post("/ambassadors/bulk")
+def bulk_enrol() -> Any:
+    """Enrol many customers (e.g. the top 50 candidates) as a background task with progress."""
+    data = _body()
+    raw = data.get("customer_ids")
+    if not isinstance(raw, list) or not raw or len(raw) > 10_000:
+        raise ApiError(422, "invalid_customer_ids", "customer_ids: a list of 1 to 10,000 ids")
+    ids = list(dict.fromkeys(_customer_id(v) for v in raw))
+    c = _c()
+    with c.uow() as uow:
+        run_id = uow.task_runs.start(g.shop.id, "enrol_customers", len(ids))
+        uow.after_commit(
+            lambda: c.jobs.enqueue(Job.ENROL_CUSTOMERS, g.shop.domain, run_id, ids, _actor())
+        )
+        shop_domain = g.shop.domain
+        uow.commit()
+    return jsonify(
+        {"task_id": run_id, "status_url": f"/api/v1/tasks/{run_id}", "shop": shop_domain}
+    ), 202
+
+
+@bp.get("/tasks/<int:task_id>")
+def task(task_id: int) -> Any:
+    with _c().uow() as uow:
+        run = uow.task_runs.get(g.shop.id, task_id)
+    if run is None:
+        raise ApiError(404, "not_found", "no such task")
+    return jsonify(
+        {
+            "id": run.id,
+            "kind": run.kind,
+            "status": run.status,
+            "total": run.total,
+            "done": run.done,
+            "failed": run.failed,
+            "report": run.report,
+            "started_at": run.started_at.isoformat(),
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        }
+    )
+
+
+@bp.get("/candidates")
+def candidates() -> Any:
+    try:
+        limit = min(max(int(request.args.get("limit", 50)), 1), 500)
+    except ValueError:
+        raise ApiError(422, "invalid_limit", "limit must be an integer") from None
+    c = _c()
+    found = _run(
+        program.find_candidates, c.uow(), c.discounts, c.access_token, c.clock, g.shop, limit=limit
+    )
+    return jsonify(
+        {
+            "items": [
+                {
+                    "customer_id": f"gid://shopify/Customer/{x.customer.id}",
+                    "email": x.customer.email,
+                    "first_name": x.customer.first_name,
+                    "last_name": x.customer.last_name,
+                    "orders": x.customer.orders,
+                    "amount_spent": str(x.customer.amount_spent),
+                    "currency": x.customer.currency,
+                    "last_order_at": x.customer.last_order_at.isoformat()
+                    if x.customer.last_order_at
+                    else None,
+                    "score": x.score,
+                }
+                for x in found
+            ]
+        }
+    )
+
+
+@bp.get("/program/settings")
+def get_settings() -> Any:
+    with _c().uow() as uow:
+        return jsonify(uow.program.settings(g.shop.id).to_dict())
+
+
+@bp.patch("/program/settings")
+def patch_settings() -> Any:
+    updated = _run(program.update_settings, _c().uow(), g.shop, _body())
+    return jsonify(updated.to_dict())
+
+
+def tier_json(t: Tier) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "name": t.name,
+        "position": t.position,
+        "commission_rate": str(t.commission_rate),
+        "min_revenue": str(t.min_revenue) if t.min_revenue is not None else None,
+        "min_orders": t.min_orders,
+        "min_new_customers": t.min_new_customers,
+        "perks": list(t.perks),
+    }
+
+
+@bp.get("/tiers")
+def list_tiers() -> Any:
+    return jsonify({"items": [tier_json(t) for t in _tiers().values()]})
+
+
+@bp.post("/tiers")
+def create_tier() -> Any:
+    tier = _run(program.parse_tier, _body())
+    return jsonify(tier_json(_run(program.save_tier, _c().uow(), g.shop, tier))), 201
+
+
+@bp.put("/tiers/<int:tier_id>")
+def update_tier(tier_id: int) -> Any:
+    tier = _run(program.parse_tier, _body(), tier_id)
+    return jsonify(tier_json(_run(program.save_tier, _c().uow(), g.shop, tier)))
+
+
+@bp.delete("/tiers/<int:tier_id>")
+def delete_tier(tier_id: int) -> Any:
+    c = _c()
+    with c.uow() as uow:
+        if not uow.program.delete_tier(g.shop.id, tier_id):
+            raise ApiError(404, "not_found", "no such tier")
+        uow.commit()
+    return "", 204
+
+
+@bp.post("/tiers/preview")
+def preview_tiers() -> Any:
+    """What-if: where would everyone land with these tiers? Nothing is saved."""
+    data = _body()
+    raw = data.get("tiers")
+    if not isinstance(raw, list) or not raw or len(raw) > 20:
+        raise ApiError(422, "invalid_tiers", "tiers: a list of 1 to 20 tiers")
+    proposed = [
+        _run(program.parse_tier, t, t.get("id") if isinstance(t, dict) else None) for t in raw
+    ]
+    result = program.preview_tiers(_c().uow(), g.shop, proposed, _no_results_yet)
+    return jsonify(
+        {
+            "up": result.up,
+            "down": result.down,
+            "same": result.same,
+            "moves": [
+                {"ambassador_id": a, "from_tier_id": f, "to_tier_id": t} for a, f, t in result.moves
+            ],
+        }
+    )
+
+
+def _no_results_yet(shop_id: int, ambassador_ids: list[int]) -> dict[int, Results]:
+    """Results come from attributed orders, which arrive with the attribution capability."""
+    return {}

@@ -41,7 +41,10 @@ def run_demo(
     customers: int,
     instance: Path | None = None,
     serve_forever: bool = True,
+    keep_running: bool = False,
 ) -> dict[str, Any]:
+    """Start everything; block until Ctrl-C when ``serve_forever``. With ``keep_running`` (tests)
+    the servers stay up and ``urls["stop"]()`` stops them."""
     from adapters.shopify.emulator import ShopifyEmulator, serve_in_thread
     from entrypoints.cli import run_migrations
     from entrypoints.wsgi import create_app
@@ -70,6 +73,7 @@ def run_demo(
     run_migrations(settings.database_url)
 
     app = create_app(settings, background_jobs=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request in the demo
     server = make_server("127.0.0.1", port, app, threaded=True)
     threading.Thread(target=server.serve_forever, name="web", daemon=True).start()
 
@@ -109,7 +113,7 @@ def run_demo(
             )
     app.extensions["ambassador"].jobs.join()
 
-    urls = {
+    urls: dict[str, Any] = {
         "admin": f"{app_url}/demo",
         "api_openapi": f"{app_url}/api/v1/openapi.json",
         "health": f"{app_url}/healthz",
@@ -122,11 +126,17 @@ def run_demo(
     click.echo(f"  Health:                          {urls['health']}")
     click.echo(f"  Shopify emulator state:          {urls['emulator']}")
     click.echo("Press Ctrl-C to stop.")
+
+    def stop() -> None:
+        server.shutdown()
+        emulator_server.shutdown()
+
+    urls["stop"] = stop
     if serve_forever:
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
             click.echo("stopping")
-    server.shutdown()
-    emulator_server.shutdown()
+    if not keep_running:
+        stop()
     return urls

@@ -81,7 +81,7 @@ class Shop:
         return self.token.usable_at(now) or self.token.refreshable_at(now)
 
     def with_token(self, token: OfflineToken, now: datetime) -> Shop:
-        installed_at = self.installed_at if self.installed else now
+        installed_at = self.installed_at if self.installed and self.installed_at else now
         return replace(
             self,
             token=token,

@@ -6,7 +6,7 @@ tests plug in fakes (``FakeX``) through :func:`adapters.bootstrap.bootstrap`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -14,6 +14,9 @@ from enum import StrEnum
 from typing import Any, Protocol, Self
 
 from connector.domain.ambassadors import Ambassador, AuditEntry
+from connector.domain.applications import Application, ApplicationStatus, ApplicationVote
+from connector.domain.attribution import AmbassadorIdentity, Candidate, Reason
+from connector.domain.orders import Order, Refund
 from connector.domain.program import FriendDiscount, ProgramSettings
 from connector.domain.shops import OfflineToken, Shop
 from connector.domain.tiers import Tier
@@ -183,6 +186,18 @@ class UnitOfWork(Protocol):
     @property
     def task_runs(self) -> TaskRunRepository: ...
 
+    @property
+    def applications(self) -> ApplicationRepository: ...
+
+    @property
+    def notifications(self) -> NotificationOutbox: ...
+
+    @property
+    def orders(self) -> OrderRepository: ...
+
+    @property
+    def ledger(self) -> LedgerRepository: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None: ...
@@ -267,6 +282,7 @@ class Job(StrEnum):
     CHECK_CODE_DRIFT = "check_code_drift"
     SYNC_CUSTOMER_TAGS = "sync_customer_tags"
     ENROL_CUSTOMERS = "enrol_customers"
+    SEND_NOTIFICATIONS = "send_notifications"
 
 
 class JobQueue(Protocol):
@@ -508,3 +524,189 @@ class Notifier(Protocol):
     """Sends a message (email in production; the console backend prints it)."""
 
     def send(self, to: str, subject: str, body: str) -> None: ...
+
+
+# --- attribution and the reward ledger ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AttributionRecord:
+    """The explanation kept for every order: who was credited by which rule, or why nobody."""
+
+    order_id: int
+    ambassador_id: int | None
+    code: str | None
+    rule: str
+    reason: Reason
+    candidates: tuple[Candidate, ...]
+    rate: Decimal | None
+    base: Decimal
+    reward: Decimal
+    currency: str
+    placed_at: datetime | None
+    cancelled: bool
+    decided_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LedgerEntry:
+    ambassador_id: int
+    order_id: int | None
+    kind: str
+    amount: Decimal
+    currency: str
+    presentment_amount: Decimal | None
+    presentment_currency: str | None
+    reason: str
+    idempotency_key: str
+    id: int | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class RewardTotals:
+    attributed_orders: int
+    attributed_revenue: Decimal
+    currency: str
+    pending: Decimal
+    approved: Decimal
+    paid: Decimal
+    reversed: Decimal
+    balance: Decimal
+    last_referral_at: datetime | None
+
+
+class OrderRepository(Protocol):
+    def lock(self, shop_id: int, order_id: int) -> Order | None:
+        """The stored snapshot (refunds merged), row-locked until the unit of work ends."""
+        ...
+
+    def get(self, shop_id: int, order_id: int) -> Order | None: ...
+
+    def save(self, shop_id: int, order: Order, source: str) -> bool:
+        """Store the snapshot unless the stored one is newer; False when kept."""
+        ...
+
+    def add_refunds(self, shop_id: int, refunds: Iterable[Refund]) -> int: ...
+
+    def refunds(self, shop_id: int, order_id: int) -> tuple[Refund, ...]: ...
+
+    def identities(self, shop_id: int, codes: list[str]) -> dict[str, AmbassadorIdentity]: ...
+
+    def returning_customer(self, shop_id: int, order: Order) -> bool: ...
+
+    def redact_customer(self, shop_id: int, customer_id: int | None, order_ids: list[int]) -> int:
+        ...
+
+    def for_customer(
+        self, shop_id: int, customer_id: int | None, order_ids: list[int]
+    ) -> list[dict[str, Any]]: ...
+
+
+class LedgerRepository(Protocol):
+    def attribution(self, shop_id: int, order_id: int) -> AttributionRecord | None: ...
+
+    def save_attribution(self, shop_id: int, record: AttributionRecord) -> None: ...
+
+    def booked(self, shop_id: int, order_id: int) -> dict[int, tuple[Decimal, int]]: ...
+
+    def append(self, shop_id: int, entry: LedgerEntry) -> bool: ...
+
+    def entries(
+        self, shop_id: int, ambassador_id: int, *, after_id: int | None = None, limit: int = 100
+    ) -> list[LedgerEntry]: ...
+
+    def hold(self, shop_id: int, order_id: int, ambassador_id: int, hold_until: datetime) -> None:
+        ...
+
+    def approve_due(self, now: datetime, limit: int = 5000) -> list[tuple[int, int]]: ...
+
+    def refresh_stats(self, shop_id: int, ambassador_id: int, currency: str | None) -> None:
+        """Recompute from the ledger (``currency`` None: the ambassador's entries' currency)."""
+        ...
+
+    def totals(self, shop_id: int, ambassador_ids: list[int]) -> dict[int, RewardTotals]: ...
+
+
+# --- applications and the notification outbox ----------------------------------------------
+
+
+class ApplicationRepository(Protocol):
+    """Applications and their committee votes. Every read is scoped to a shop; votes are only
+    reached through an application the caller already read for that shop."""
+
+    def add(self, application: Application) -> Application: ...
+
+    def get(
+        self, shop_id: int, application_id: int, *, for_update: bool = False
+    ) -> Application | None:
+        """With ``for_update``, the application row stays locked until the unit of work ends:
+        votes and decisions on one application are serialised."""
+        ...
+
+    def pending_for(self, shop_id: int, ambassador_id: int) -> Application | None: ...
+
+    def search(
+        self,
+        shop_id: int,
+        status: ApplicationStatus | None,
+        after_id: int | None,
+        limit: int,
+    ) -> list[Application]:
+        """Oldest first (first come, first reviewed); keyset on id."""
+        ...
+
+    def count_recent(
+        self,
+        shop_id: int,
+        since: datetime,
+        *,
+        client_hash: str | None = None,
+        email: str | None = None,
+    ) -> int:
+        """Applications created since ``since`` from this client (or for this email)."""
+        ...
+
+    def decide(self, application: Application) -> bool:
+        """Store the decision (status, reason, decided_by/at, tier) of a still pending
+        application; False when it was no longer pending."""
+        ...
+
+    def record_vote(self, application_id: int, vote: ApplicationVote) -> None:
+        """One vote per reviewer: a second vote by the same reviewer replaces the first."""
+        ...
+
+    def votes(self, application_id: int) -> list[ApplicationVote]: ...
+
+    def vote_counts(self, application_ids: list[int]) -> dict[int, tuple[int, int]]:
+        """(approve, reject) votes of each application."""
+        ...
+
+
+@dataclass(frozen=True)
+class Notification:
+    id: int
+    shop_id: int
+    key: str
+    to: str
+    subject: str
+    body: str
+    status: str  # pending | sent
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+class NotificationOutbox(Protocol):
+    """Messages written in the same transaction as the event they tell about, sent by a job."""
+
+    def add(self, shop_id: int, key: str, to: str, subject: str, body: str) -> bool:
+        """Idempotent on ``(shop_id, key)``: False (and nothing written) when already there."""
+        ...
+
+    def claim_next(self, after_id: int = 0) -> Notification | None:
+        """The oldest pending message with an id above ``after_id``, row-locked until the unit
+        of work ends (``SKIP LOCKED``: concurrent senders take different messages)."""
+        ...
+
+    def mark_sent(self, notification_id: int, at: datetime) -> None: ...

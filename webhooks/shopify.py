@@ -57,9 +57,10 @@ def receive() -> Any:
     except InvalidShopDomain:
         return _error(400, "invalid_shop", "X-Shopify-Shop-Domain is not a myshopify.com domain")
     try:
-        payload = json.loads(body)
-    except ValueError:
-        return _error(400, "invalid_json", "the body is not JSON")
+        text = body.decode("utf-8")
+        payload = json.loads(text)
+    except ValueError:  # UnicodeDecodeError is one too
+        return _error(400, "invalid_json", "the body is not UTF-8 JSON")
     if not isinstance(payload, dict):
         return _error(400, "invalid_json", "the body is not a JSON object")
     if topic not in KNOWN_TOPICS:
@@ -70,7 +71,7 @@ def receive() -> Any:
         topic=topic,
         webhook_id=webhook_id[:128],
         shop_domain=shop,
-        body=body.decode("utf-8"),
+        body=text,
         api_version=request.headers.get("X-Shopify-API-Version"),
         event_id=request.headers.get("X-Shopify-Event-Id"),
         triggered_at=request.headers.get("X-Shopify-Triggered-At"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,32 @@ def _parse_ts(value: str | None) -> datetime | None:
             return datetime.fromisoformat(f"{head}.{rest[:6]}+00:00")
         except ValueError:
             return None
+
+
+@functools.cache
+def _inbox_insert(dialect: str) -> Any:
+    """The intake INSERT, built once per dialect: building it per request (and its cache key)
+    cost ~10 % of a webhook's CPU in the intake benchmark."""
+    columns = (
+        "topic",
+        "webhook_id",
+        "shop_domain",
+        "event_id",
+        "api_version",
+        "triggered_at",
+        "received_at",
+        "body",
+        "status",
+        "attempts",
+    )
+    insert = (postgresql if dialect == "postgresql" else sqlite).insert(webhook_deliveries)
+    return (
+        insert.values({c: sa.bindparam(c, type_=webhook_deliveries.c[c].type) for c in columns})
+        .on_conflict_do_nothing(
+            index_elements=[webhook_deliveries.c.topic, webhook_deliveries.c.webhook_id]
+        )
+        .returning(webhook_deliveries.c.id)
+    )
 
 
 class SqlAlchemyShopRepository:
@@ -128,26 +155,20 @@ class SqlAlchemyInboxRepository:
         self._conn = conn
 
     def add(self, webhook: IncomingWebhook, received_at: datetime) -> int | None:
-        stmt = (
-            _insert(self._conn, webhook_deliveries)
-            .values(
-                topic=webhook.topic,
-                webhook_id=webhook.webhook_id,
-                shop_domain=webhook.shop_domain,
-                event_id=webhook.event_id,
-                api_version=webhook.api_version,
-                triggered_at=_parse_ts(webhook.triggered_at),
-                received_at=received_at,
-                body=webhook.body,
-                status=DeliveryStatus.PENDING.value,
-                attempts=0,
-            )
-            .on_conflict_do_nothing(
-                index_elements=[webhook_deliveries.c.topic, webhook_deliveries.c.webhook_id]
-            )
-            .returning(webhook_deliveries.c.id)
-        )
-        return self._conn.execute(stmt).scalar_one_or_none()
+        params = {
+            "topic": webhook.topic,
+            "webhook_id": webhook.webhook_id,
+            "shop_domain": webhook.shop_domain,
+            "event_id": webhook.event_id,
+            "api_version": webhook.api_version,
+            "triggered_at": _parse_ts(webhook.triggered_at),
+            "received_at": received_at,
+            "body": webhook.body,
+            "status": DeliveryStatus.PENDING.value,
+            "attempts": 0,
+        }
+        stmt = _inbox_insert(self._conn.dialect.name)
+        return self._conn.execute(stmt, params).scalar_one_or_none()
 
     def _claimable(self, now: datetime) -> Any:
         t = webhook_deliveries.c

@@ -315,3 +315,124 @@ code_retirements = sa.Table(
     sa.Column("done_at", UTCDateTime),
     sa.Index("ix_code_retirements_shop_done", "shop_id", "done_at"),
 )
+
+
+# --- attribution and the reward ledger ------------------------------------------------------
+
+Amount = sa.Numeric(18, 4)  # money: exact; 4 places hold every ISO minor unit
+
+orders = sa.Table(
+    "orders",
+    metadata,
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("order_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(64), nullable=False),
+    sa.Column("shopify_updated_at", UTCDateTime),
+    sa.Column("placed_at", UTCDateTime),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("customer_id", sa.BigInteger),
+    sa.Column("email", sa.String(254)),  # normalised; blanked on customers/redact
+    sa.Column("phone", sa.String(16)),
+    sa.Column("address_key", sa.String(32)),
+    sa.Column("data", sa.JSON, nullable=False),  # lines, codes, status: see OrderRepository
+    sa.Column("source", sa.String(16), nullable=False),  # webhook | reconciliation
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Index("ix_orders_shop_customer", "shop_id", "customer_id"),
+    sa.Index("ix_orders_shop_email", "shop_id", "email"),
+)
+
+order_refunds = sa.Table(
+    "order_refunds",
+    metadata,
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("refund_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("order_id", sa.BigInteger, nullable=False),
+    sa.Column("created_at", UTCDateTime),
+    sa.Column("lines", sa.JSON, nullable=False),
+    sa.Index("ix_order_refunds_shop_order", "shop_id", "order_id"),
+)
+
+order_attributions = sa.Table(
+    "order_attributions",
+    metadata,
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("order_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("ambassador_id", BigId, sa.ForeignKey("ambassadors.id", ondelete="SET NULL")),
+    sa.Column("code", sa.String(32)),
+    sa.Column("rule", sa.String(64), nullable=False),
+    sa.Column("reason", sa.String(32), nullable=False),
+    sa.Column("candidates", sa.JSON, nullable=False),
+    sa.Column("rate", sa.Numeric(7, 4)),  # fixed when first credited (the tier rate then)
+    sa.Column("base", Amount, nullable=False, server_default="0"),  # revenue credited, net
+    sa.Column("reward", Amount, nullable=False, server_default="0"),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("placed_at", UTCDateTime),
+    sa.Column("cancelled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("decided_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Index("ix_order_attributions_ambassador", "shop_id", "ambassador_id", "placed_at"),
+)
+
+ledger_entries = sa.Table(
+    "ledger_entries",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "ambassador_id",
+        BigId,
+        sa.ForeignKey("ambassadors.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("order_id", sa.BigInteger),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("amount", Amount, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("presentment_amount", Amount),
+    sa.Column("presentment_currency", sa.String(3)),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("idempotency_key", sa.String(160), nullable=False, unique=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_ledger_entries_ambassador", "shop_id", "ambassador_id", "id"),
+    sa.Index("ix_ledger_entries_order", "shop_id", "order_id"),
+)
+
+order_rewards = sa.Table(
+    "order_rewards",
+    metadata,
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("order_id", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column(
+        "ambassador_id",
+        BigId,
+        sa.ForeignKey("ambassadors.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("status", sa.String(16), nullable=False),  # pending | approved | paid
+    sa.Column("hold_until", UTCDateTime, nullable=False),
+    sa.Column("approved_at", UTCDateTime),
+    sa.CheckConstraint("status IN ('pending', 'approved', 'paid')", name="status"),
+    sa.Index("ix_order_rewards_due", "status", "hold_until"),
+)
+
+ambassador_stats = sa.Table(
+    "ambassador_stats",
+    metadata,
+    sa.Column(
+        "ambassador_id",
+        BigId,
+        sa.ForeignKey("ambassadors.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("attributed_orders", sa.Integer, nullable=False),
+    sa.Column("attributed_revenue", Amount, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("pending", Amount, nullable=False),
+    sa.Column("approved", Amount, nullable=False),
+    sa.Column("paid", Amount, nullable=False),
+    sa.Column("reversed", Amount, nullable=False),
+    sa.Column("balance", Amount, nullable=False),
+    sa.Column("last_referral_at", UTCDateTime),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -11,6 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from adapters.crypto import TokenCipher
 from adapters.db.engine import DatabaseUnavailable
+from adapters.db.ledger_repositories import SqlAlchemyLedgerRepository, SqlAlchemyOrderRepository
 from adapters.db.program_repositories import (
     SqlAlchemyAmbassadorRepository,
     SqlAlchemyProgramRepository,
@@ -57,6 +58,8 @@ class SqlAlchemyUnitOfWork:
         self.ambassadors = SqlAlchemyAmbassadorRepository(self._conn, now)
         self.program = SqlAlchemyProgramRepository(self._conn, now)
         self.task_runs = SqlAlchemyTaskRunRepository(self._conn, now)
+        self.orders = SqlAlchemyOrderRepository(self._conn, now)
+        self.ledger = SqlAlchemyLedgerRepository(self._conn, now)
         self._callbacks = []
         return self
 

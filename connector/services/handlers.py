@@ -6,7 +6,7 @@ from typing import Any
 
 from connector.domain.webhooks import Delivery, Topic
 from connector.ports import Clock, UnitOfWork
-from connector.services import installation, privacy
+from connector.services import attribution, installation, privacy
 from connector.services.inbox import Handler
 
 
@@ -21,6 +21,11 @@ def build_handlers(clock: Clock) -> dict[str, Handler]:
         return lambda uow, delivery, payload: fn(uow, clock, delivery, payload)
 
     return {
+        Topic.ORDERS_CREATE.value: bind(attribution.handle_order),
+        Topic.ORDERS_PAID.value: bind(attribution.handle_order),
+        Topic.ORDERS_UPDATED.value: bind(attribution.handle_order),
+        Topic.ORDERS_CANCELLED.value: bind(attribution.handle_order),
+        Topic.REFUNDS_CREATE.value: bind(attribution.handle_refund),
         Topic.APP_UNINSTALLED.value: on_uninstalled,
         Topic.CUSTOMERS_DATA_REQUEST.value: bind(privacy.export_customer_data),
         Topic.CUSTOMERS_REDACT.value: bind(privacy.redact_customer),

@@ -30,6 +30,8 @@ from connector.ports import (
 log = logging.getLogger(__name__)
 
 OAUTH_STATE_TTL = timedelta(minutes=10)
+#: Clocks and timestamp precision differ (Shopify's and ours); a reinstall takes far longer.
+STALE_UNINSTALL_TOLERANCE = timedelta(seconds=5)
 INSTALL_PURPOSE = "shopify_install"
 
 
@@ -233,7 +235,7 @@ def uninstall(
         shop.installed
         and triggered_at is not None
         and shop.installed_at is not None
-        and shop.installed_at > triggered_at
+        and shop.installed_at > triggered_at + STALE_UNINSTALL_TOLERANCE
     ):
         return "ignored: the shop was reinstalled after this uninstall"
     uow.shops.save(shop.uninstalled(clock.now()))

@@ -40,8 +40,10 @@ def test_signed_webhook_is_stored_once_with_its_raw_body_and_processed(client, c
     rows = deliveries(container)
     assert len(rows) == 1
     assert rows[0].body.encode() == raw
-    # no order handler yet in this version: acknowledged and kept for the attribution handler
-    assert rows[0].status == "skipped"
+    assert rows[0].status == "processed"
+    with container.engine.connect() as conn:
+        note = conn.exec_driver_sql("SELECT note FROM webhook_deliveries").scalar_one()
+    assert note == "ignored: unknown shop"  # the order handler ran (no shop installed here)
 
 
 def test_known_vector_from_shopify_fixtures_verifies(client, container):

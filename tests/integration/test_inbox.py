@@ -25,7 +25,7 @@ from entrypoints import jobs
 from tests.conftest import SHOP
 
 
-def hook(topic: str = "orders/create", body: dict | None = None) -> IncomingWebhook:
+def hook(topic: str = "customers/update", body: dict | None = None) -> IncomingWebhook:
     return IncomingWebhook(
         topic=topic,
         webhook_id=str(uuid.uuid4()),
@@ -37,7 +37,7 @@ def hook(topic: str = "orders/create", body: dict | None = None) -> IncomingWebh
     )
 
 
-def store(container, n: int, topic: str = "orders/create") -> list[int]:
+def store(container, n: int, topic: str = "customers/update") -> list[int]:
     ids = []
     with container.uow() as uow:
         for i in range(n):

@@ -18,6 +18,7 @@ from adapters.clock import SecretsIdGenerator, SystemClock
 from adapters.crypto import TokenCipher
 from adapters.db.engine import make_engine
 from adapters.db.unit_of_work import SqlAlchemyUnitOfWork
+from adapters.notify import ConsoleNotifier
 from adapters.queue.inprocess import InProcessJobQueue
 from adapters.settings import Settings
 from adapters.shopify.discounts import ShopifyDiscounts
@@ -31,6 +32,7 @@ from connector.ports import (
     DiscountPlatform,
     IdGenerator,
     JobQueue,
+    Notifier,
     UnitOfWork,
 )
 from connector.services import installation
@@ -53,6 +55,7 @@ class Container:
     shopify: CommercePlatform
     discounts: DiscountPlatform
     handlers: dict[str, Handler] = field(default_factory=dict)
+    notifier: Notifier = field(default_factory=ConsoleNotifier)
     redis: Any = None
 
     def uow(self) -> UnitOfWork:
@@ -119,5 +122,6 @@ def bootstrap(settings: Settings, **overrides: Any) -> Container:
         shopify=platform,
         discounts=overrides.get("discounts") or ShopifyDiscounts(graphql),
         handlers=build_handlers(clock),
+        notifier=overrides.get("notifier") or ConsoleNotifier(),
         redis=redis,
     )

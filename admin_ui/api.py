@@ -65,6 +65,8 @@ def _authenticate() -> None:
     if shop is None or not shop.installed:
         raise ApiError(403, "not_installed", "the app is not installed on this shop; open it first")
     g.shop = shop
+    # The Shopify staff member behind the token (votes and audit entries name them).
+    g.user_id = str((verified.claims or {}).get("sub") or "") or None
 
 
 @bp.get("/openapi.json")

@@ -7,14 +7,22 @@ from __future__ import annotations
 
 import base64
 import binascii
+from decimal import Decimal
 from typing import Any
 
 from flask import current_app, g, jsonify, request
 
 from admin_ui.api import ApiError, bp
 from connector.domain.ambassadors import Ambassador, AmbassadorStatus
+from connector.domain.money import Money
 from connector.domain.tiers import Results, Tier
-from connector.ports import AmbassadorQuery, Job, PlatformError, PlatformRetryable
+from connector.ports import (
+    AmbassadorQuery,
+    Job,
+    PlatformError,
+    PlatformRetryable,
+    RewardTotals,
+)
 from connector.services import ambassadors as service
 from connector.services import program
 from connector.services.installation import NotInstalled
@@ -56,7 +64,21 @@ def _tiers() -> dict[int | None, Tier]:
         return {t.id: t for t in uow.program.tiers(g.shop.id)}
 
 
-def ambassador_json(a: Ambassador, tiers: dict[int | None, Tier]) -> dict[str, Any]:
+def render(ambassadors: list[Ambassador]) -> list[dict[str, Any]]:
+    """Ambassador JSON for a page of ambassadors: tiers and statistics read once."""
+    with _c().uow() as uow:
+        tiers = {t.id: t for t in uow.program.tiers(g.shop.id)}
+        totals = uow.ledger.totals(g.shop.id, [a.id for a in ambassadors if a.id is not None])
+    return [ambassador_json(a, tiers, totals.get(a.id or 0)) for a in ambassadors]
+
+
+def render_one(ambassador: Ambassador) -> dict[str, Any]:
+    return render([ambassador])[0]
+
+
+def ambassador_json(
+    a: Ambassador, tiers: dict[int | None, Tier], totals: RewardTotals | None = None
+) -> dict[str, Any]:
     shop = g.shop
     currency = shop.currency or "USD"
     tier = tiers.get(a.tier_id)
@@ -79,13 +101,31 @@ def ambassador_json(a: Ambassador, tiers: dict[int | None, Tier]) -> dict[str, A
         "updated_at": a.updated_at.isoformat() if a.updated_at else None,
         # Scoring arrives with the engagement capability; until then nobody is scored.
         "engagement": {"score": 0.0, "band": "not engaged"},
-        # Attribution and the ledger arrive with their capability; nothing is credited yet.
-        "stats": {
-            "attributed_orders": 0,
-            "attributed_revenue": "0.00",
-            "currency": currency,
-            "rewards": {"pending": "0.00", "approved": "0.00", "paid": "0.00", "reversed": "0.00"},
-        },
+        "stats": _stats_json(totals, currency),
+    }
+
+
+def _stats_json(totals: RewardTotals | None, currency: str) -> dict[str, Any]:
+    """From the ambassador's statistics row, which the ledger keeps in step in the same
+    transaction as every entry; no row yet means nothing credited yet."""
+    if totals is None:
+        zero = Money.zero(currency).as_string()
+        return {"attributed_orders": 0, "attributed_revenue": zero, "currency": currency,
+                "rewards": {"pending": zero, "approved": zero, "paid": zero, "reversed": zero},
+                "balance": zero, "last_referral_at": None}
+
+    def fmt(amount: Decimal) -> str:
+        return Money(amount, totals.currency).as_string()
+
+    return {
+        "attributed_orders": totals.attributed_orders,
+        "attributed_revenue": fmt(totals.attributed_revenue),
+        "currency": totals.currency,
+        "rewards": {"pending": fmt(totals.pending), "approved": fmt(totals.approved),
+                    "paid": fmt(totals.paid), "reversed": fmt(totals.reversed)},
+        "balance": fmt(totals.balance),
+        "last_referral_at": totals.last_referral_at.isoformat()
+        if totals.last_referral_at else None,
     }
 
 
@@ -139,7 +179,7 @@ def create_ambassador() -> Any:
         )
     else:
         raise ApiError(422, "missing_field", "give customer_id, or email with first and last name")
-    return jsonify(ambassador_json(result.ambassador, _tiers())), 201 if result.created else 200
+    return jsonify(render_one(result.ambassador)), 201 if result.created else 200
 
 
 @bp.get("/ambassadors")
@@ -169,7 +209,7 @@ def list_ambassadors() -> Any:
     items, more = rows[:limit], len(rows) > limit
     return jsonify(
         {
-            "items": [ambassador_json(a, tiers) for a in items],
+            "items": render(items),
             "next_cursor": _encode_cursor(items[-1].id) if more and items else None,
         }
     )
@@ -204,7 +244,7 @@ def get_ambassador(ambassador_id: str) -> Any:
         a = uow.ambassadors.get(g.shop.id, _ambassador_id(ambassador_id))
     if a is None:
         raise ApiError(404, "not_found", "no such ambassador")
-    return jsonify(ambassador_json(a, _tiers()))
+    return jsonify(render_one(a))
 
 
 @bp.get("/ambassadors/<ambassador_id>/history")
@@ -256,7 +296,7 @@ def change_status(ambassador_id: str) -> Any:
         actor=_actor(),
         reason=reason,
     )
-    return jsonify(ambassador_json(a, _tiers()))
+    return jsonify(render_one(a))
 
 
 @bp.post("/ambassadors/<ambassador_id>/tier")
@@ -280,7 +320,7 @@ def change_tier(ambassador_id: str) -> Any:
         reason=data.get("reason"),
         lock=lock,
     )
-    return jsonify(ambassador_json(a, _tiers()))
+    return jsonify(render_one(a))
 
 
 @bp.post("/ambassadors/<ambassador_id>/code")
@@ -299,7 +339,7 @@ def change_code(ambassador_id: str) -> Any:
         data["code"],
         actor=_actor(),
     )
-    return jsonify(ambassador_json(a, _tiers()))
+    return jsonify(render_one(a))
 
 
 @bp.post("/ambassadors/bulk")

@@ -198,7 +198,101 @@ SCHEMAS: dict[str, Any] = {
             "finished_at": _TS,
         },
     },
+    "Attribution": {"type": "object", "required": [
+        "order_id", "credited", "ambassador_id", "code", "rule", "reason", "candidates"],
+        "properties": {
+            "order_id": {"type": "integer"}, "credited": {"type": "boolean"},
+            "ambassador_id": {"type": "integer", "nullable": True},
+            "code": {"type": "string", "nullable": True}, "rule": {"type": "string"},
+            "reason": {"type": "string"}, "explanation": {"type": "string"},
+            "candidates": {"type": "array", "items": {"type": "object"}},
+            "rate": {"type": "string", "nullable": True}, "revenue": _MONEY, "reward": _MONEY,
+            "currency": {"type": "string"}, "cancelled": {"type": "boolean"}}},
     "ProgramSettings": {"type": "object", "description": "see connector/domain/program.py"},
+    "Application": {
+        "type": "object",
+        "required": ["id", "status", "ambassador_id", "email", "answers", "social", "votes"],
+        "properties": {
+            "id": {"type": "integer"},
+            "status": {"type": "string", "enum": ["pending", "approved", "rejected"]},
+            "ambassador_id": {"type": "integer"},
+            "email": {"type": "string"},
+            "first_name": {"type": "string"},
+            "last_name": {"type": "string"},
+            "customer_id": {"type": "string", "nullable": True},
+            "answers": {
+                "type": "array",
+                "description": "as the applicant typed them (raw text: escape when displaying)",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "id": {"type": "string"},
+                        "label": {"type": "string"},
+                        "answer": {"type": "string"},
+                    },
+                },
+            },
+            "social": {
+                "type": "object",
+                "description": "instagram, tiktok, youtube (handles) and website (URL)",
+                "additionalProperties": {"type": "string"},
+            },
+            "votes": {
+                "type": "object",
+                "properties": {
+                    "approve": {"type": "integer"},
+                    "reject": {"type": "integer"},
+                    "required": {"type": "integer", "description": "approvals_required"},
+                },
+            },
+            "tier_id": {"type": "integer", "nullable": True},
+            "reason": {"type": "string", "nullable": True},
+            "decided_by": {"type": "string", "nullable": True},
+            "decided_at": _TS,
+            "created_at": _TS,
+        },
+    },
+    "ApplicationReview": {
+        "allOf": [
+            {"$ref": "#/components/schemas/Application"},
+            {
+                "type": "object",
+                "properties": {
+                    "reviews": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "reviewer": {"type": "string", "example": "merchant:42"},
+                                "vote": {"type": "string", "enum": ["approve", "reject"]},
+                                "comment": {"type": "string", "nullable": True},
+                                "at": _TS,
+                            },
+                        },
+                    },
+                    "reapply_on": {**_TS, "description": "rejected: when they may apply again"},
+                    "ambassador": {
+                        "type": "object",
+                        "nullable": True,
+                        "properties": {
+                            "id": {"type": "integer"},
+                            "status": {"type": "string"},
+                            "code": {"type": "string", "nullable": True},
+                            "code_state": {"type": "string"},
+                            "share_url": {"type": "string", "nullable": True},
+                        },
+                    },
+                },
+            },
+        ]
+    },
+    "ApplicationPage": {
+        "type": "object",
+        "properties": {
+            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Application"}},
+            "next_cursor": {"type": "string", "nullable": True},
+        },
+    },
 }
 
 
@@ -348,6 +442,74 @@ def openapi_document() -> dict[str, Any]:
                     status="204",
                     params=[_path_id("tier_id")],
                 ),
+            },
+            "/orders/{order_id}/attribution": {"get": _op(
+                "Who was credited for an order by which rule, or why nobody was",
+                _json(_ref("Attribution")), params=[{
+                    "name": "order_id", "in": "path", "required": True,
+                    "description": "numeric id of the webhook payload, or the order GID",
+                    "schema": {"type": "string"}}])},
+            "/ambassadors/{ambassador_id}/ledger": {"get": _op(
+                "The ambassador's reward ledger, newest first", params=[
+                    *aid, _query("cursor", "next_cursor of the previous page")])},
+            "/applications": {
+                "get": _op(
+                    "The review queue of storefront applications, oldest first",
+                    _json(_ref("ApplicationPage")),
+                    params=[
+                        _query("status", "pending, approved or rejected (all when absent)"),
+                        _query("cursor", "next_cursor of the previous page"),
+                        _query("limit", "1 to 200", {"type": "integer"}),
+                    ],
+                )
+            },
+            "/applications/{application_id}": {
+                "get": _op(
+                    "One application with its votes",
+                    _json(_ref("ApplicationReview")),
+                    params=[_path_id("application_id")],
+                )
+            },
+            "/applications/{application_id}/votes": {
+                "post": _op(
+                    "Vote as the signed-in staff member (a second vote replaces the first); the "
+                    "vote that reaches approvals_required approves. 409 once decided",
+                    _json(_ref("ApplicationReview")),
+                    params=[_path_id("application_id")],
+                    body={
+                        "type": "object",
+                        "required": ["vote"],
+                        "properties": {
+                            "vote": {"type": "string", "enum": ["approve", "reject"]},
+                            "comment": {"type": "string", "maxLength": 1000},
+                        },
+                    },
+                )
+            },
+            "/applications/{application_id}/approve": {
+                "post": _op(
+                    "Approve now: the ambassador becomes active and their code is issued. "
+                    "409 once decided",
+                    _json(_ref("ApplicationReview")),
+                    params=[_path_id("application_id")],
+                    body={
+                        "type": "object",
+                        "properties": {"tier_id": {"type": "integer", "description": "start tier"}},
+                    },
+                )
+            },
+            "/applications/{application_id}/reject": {
+                "post": _op(
+                    "Reject with a reason, which is sent to the applicant with the date they "
+                    "may apply again. 409 once decided",
+                    _json(_ref("ApplicationReview")),
+                    params=[_path_id("application_id")],
+                    body={
+                        "type": "object",
+                        "required": ["reason"],
+                        "properties": {"reason": {"type": "string", "maxLength": 1000}},
+                    },
+                )
             },
             "/tiers/preview": {
                 "post": _op(

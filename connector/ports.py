@@ -282,6 +282,7 @@ class Job(StrEnum):
     CHECK_CODE_DRIFT = "check_code_drift"
     SYNC_CUSTOMER_TAGS = "sync_customer_tags"
     ENROL_CUSTOMERS = "enrol_customers"
+    APPROVE_REWARDS = "approve_rewards"
     SEND_NOTIFICATIONS = "send_notifications"
 
 

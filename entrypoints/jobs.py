@@ -13,7 +13,7 @@ from typing import Any
 from adapters.bootstrap import Container, bootstrap
 from adapters.settings import Settings
 from connector.ports import Job
-from connector.services import codes, inbox, installation, program
+from connector.services import applications, attribution, codes, inbox, installation, program
 
 log = logging.getLogger(__name__)
 
@@ -129,8 +129,22 @@ def enrol_customers(shop_domain: str, run_id: int, customer_ids: list[int], acto
     )
 
 
+def send_notifications() -> int:
+    """Deliver the outbox (triggered after each commit that writes a message; also periodic)."""
+    c = container()
+    sent = applications.send_notifications(c.uow, c.notifier, c.jobs, c.clock)
+    log.info("notifications.drained", extra={**_job_context(), "sent": sent})
+    return sent
+
+
+def approve_rewards() -> int:
+    c = container()
+    return attribution.approve_due_rewards(c.uow, c.clock)
+
+
 __all__ = [
     "Job",
+    "approve_rewards",
     "check_code_drift",
     "configure",
     "container",
@@ -138,6 +152,7 @@ __all__ = [
     "process_inbox",
     "refresh_tokens",
     "register_webhooks",
+    "send_notifications",
     "sweep_inbox",
     "sync_codes",
     "sync_customer_tags",

@@ -11,7 +11,10 @@ from typing import Any
 
 from flask import Flask, jsonify, request
 
-import admin_ui.api_program  # noqa: F401 - registers the program routes on the API blueprint
+# Imported for their side effect: each registers its routes on the API blueprint.
+import admin_ui.api_applications
+import admin_ui.api_ledger
+import admin_ui.api_program
 from adapters.bootstrap import Container, bootstrap
 from adapters.logs import configure_logging
 from adapters.queue.inprocess import InProcessJobQueue
@@ -19,6 +22,7 @@ from adapters.queue.registry import SCHEDULE
 from adapters.settings import Settings
 from admin_ui.api import bp as api_bp
 from admin_ui.app_home import bp as app_home_bp
+from admin_ui.proxy import bp as proxy_bp
 from entrypoints import jobs
 from webhooks.shopify import bp as webhooks_bp
 
@@ -58,6 +62,7 @@ def create_app(
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(app_home_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(proxy_bp)  # storefront pages through Shopify's app proxy
     if settings.demo:
         from admin_ui.demo import bp as demo_bp
 

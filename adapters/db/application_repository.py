@@ -7,6 +7,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from adapters.db.repositories import _insert
 from adapters.db.tables import ambassadors, application_votes, applications, notifications
 from connector.domain.applications import (
     Answer,
@@ -20,12 +21,6 @@ from connector.ports import Notification
 _P = applications.c
 _V = application_votes.c
 _N = notifications.c
-
-
-def _insert(conn: sa.Connection, table: sa.Table) -> Any:
-    from adapters.db.repositories import _insert as dialect_insert
-
-    return dialect_insert(conn, table)
 
 
 def _answers(raw: Any) -> tuple[Answer, ...]:

@@ -271,6 +271,17 @@ class SqlAlchemyOrderRepository:
         ]
 
 
+_SCALE = Decimal("0.0001")  # the Amount columns' scale
+
+
+def _exact(value: Any) -> Decimal:
+    """A SUM of amounts as an exact Decimal. SQLite sums NUMERIC as binary floats
+    (3.55e-15 instead of 0); rounding to the column's scale restores the exact value."""
+    if value is None:
+        return Decimal(0)
+    return Decimal(str(value)).quantize(_SCALE)
+
+
 def _normal(email: str | None) -> str | None:
     from connector.domain.orders import normalise_email
 
@@ -351,7 +362,7 @@ class SqlAlchemyLedgerRepository:
             .where(_L.shop_id == shop_id, _L.order_id == order_id)
             .group_by(_L.ambassador_id)
         )
-        return {r[0]: (Decimal(r[1]), int(r[2])) for r in rows}
+        return {r[0]: (_exact(r[1]), int(r[2])) for r in rows}
 
     def append(self, shop_id: int, entry: LedgerEntry) -> bool:
         """Append one entry; a repeated idempotency key is ignored (returns False)."""
@@ -480,17 +491,18 @@ class SqlAlchemyLedgerRepository:
                 _L.shop_id == shop_id, _L.ambassador_id == ambassador_id, _L.kind == "reversal"
             )
         ).scalar_one()
-        balance = sum((Decimal(v) for v in by_status.values() if v is not None), Decimal(0))
+        by_status = {k: _exact(v) for k, v in by_status.items()}
+        balance = sum(by_status.values(), Decimal(0))
         last = _as_utc(credited[2])
         values = {
             "shop_id": shop_id,
             "attributed_orders": int(credited[0]),
-            "attributed_revenue": Decimal(credited[1]),
+            "attributed_revenue": _exact(credited[1]),
             "currency": currency,
             "pending": Decimal(by_status.get("pending") or 0),
             "approved": Decimal(by_status.get("approved") or 0),
             "paid": Decimal(by_status.get("paid") or 0),
-            "reversed": -Decimal(reversed_total),
+            "reversed": -_exact(reversed_total),
             "balance": balance,
             "last_referral_at": last,
             "updated_at": self._now,

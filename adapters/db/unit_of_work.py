@@ -10,6 +10,10 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
 from adapters.crypto import TokenCipher
+from adapters.db.application_repository import (
+    SqlAlchemyApplicationRepository,
+    SqlAlchemyNotificationOutbox,
+)
 from adapters.db.engine import DatabaseUnavailable
 from adapters.db.ledger_repositories import SqlAlchemyLedgerRepository, SqlAlchemyOrderRepository
 from adapters.db.program_repositories import (
@@ -58,6 +62,8 @@ class SqlAlchemyUnitOfWork:
         self.ambassadors = SqlAlchemyAmbassadorRepository(self._conn, now)
         self.program = SqlAlchemyProgramRepository(self._conn, now)
         self.task_runs = SqlAlchemyTaskRunRepository(self._conn, now)
+        self.applications = SqlAlchemyApplicationRepository(self._conn, now)
+        self.notifications = SqlAlchemyNotificationOutbox(self._conn, now)
         self.orders = SqlAlchemyOrderRepository(self._conn, now)
         self.ledger = SqlAlchemyLedgerRepository(self._conn, now)
         self._callbacks = []

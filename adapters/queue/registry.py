@@ -35,6 +35,10 @@ JOBS: dict[Job, JobSpec] = {
         "entrypoints.jobs.sync_customer_tags", "default", timeout=600, retries=(30, 300)
     ),
     Job.ENROL_CUSTOMERS: JobSpec("entrypoints.jobs.enrol_customers", "default", timeout=3600),
+    Job.SEND_NOTIFICATIONS: JobSpec(
+        "entrypoints.jobs.send_notifications", "default", timeout=600, retries=(30, 120, 600)
+    ),
+    Job.APPROVE_REWARDS: JobSpec("entrypoints.jobs.approve_rewards", "scheduled", timeout=600),
 }
 
 #: Periodic jobs, every N seconds (run by the RQ cron scheduler inside ``ambassador worker``).
@@ -42,4 +46,6 @@ SCHEDULE: dict[Job, int] = {
     Job.SWEEP_INBOX: 30,
     Job.REFRESH_TOKENS: 300,
     Job.CHECK_CODE_DRIFT: 6 * 3600,
+    Job.SEND_NOTIFICATIONS: 60,  # catches anything a lost trigger left in the outbox
+    Job.APPROVE_REWARDS: 3600,
 }

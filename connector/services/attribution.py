@@ -12,7 +12,7 @@ Guarantees (proved by the property tests in ``tests/unit/test_ledger_properties.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -66,13 +66,16 @@ def recompute(
     settings = uow.program.settings(shop_id)
     previous = uow.ledger.attribution(shop_id, order_id)
     identities = uow.orders.identities(shop_id, [code for code, _ in order.codes])
+    if previous is not None and previous.ambassador_id is not None and previous.code:
+        # Eligibility by status is judged when the order is first credited: pausing an
+        # ambassador later never claws back what they had earned. The rest of the decision
+        # stays a function of the order's current state.
+        held = identities.get(previous.code)
+        if held is not None and held.id == previous.ambassador_id:
+            identities[previous.code] = replace(held, active=True)
     returning = settings.new_customers_only and uow.orders.returning_customer(shop_id, order)
-    decision = attribute(
-        order,
-        identities,
-        new_customers_only=settings.new_customers_only,
-        returning_customer=returning,
-    )
+    decision = attribute(order, identities, new_customers_only=settings.new_customers_only,
+                         returning_customer=returning)
     rate = _rate(uow, shop_id, decision, previous, settings.default_commission_rate)
     targets: dict[int, Money] = {}
     if decision.ambassador_id is not None and rate is not None:

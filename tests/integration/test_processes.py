@@ -100,9 +100,8 @@ def test_migrate_serve_and_worker_process_a_signed_webhook(fresh_db, redis_url, 
     )
     assert worker.returncode == 0, worker.stderr
     with engine.connect() as conn:
-        assert (
-            conn.exec_driver_sql("SELECT status FROM webhook_deliveries").scalar_one() == "processed"
-        )
+        status = conn.exec_driver_sql("SELECT status FROM webhook_deliveries").scalar_one()
+    assert status == "processed"
     engine.dispose()
 
 

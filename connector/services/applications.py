@@ -359,7 +359,7 @@ def _standing(
         pending = uow.applications.pending_for(ambassador.shop_id, ambassador.id)
         return Standing(Outcome.ALREADY_APPLIED, pending=pending) if pending else Standing(None)
     allowed_from = reapply_from(_removed_at(uow, ambassador), settings.reapply_after_days)
-    return Standing(None, reapply_on=None)
+    return Standing(None, reapply_on=allowed_from if now < allowed_from else None)
 
 
 def _removed_at(uow: UnitOfWork, ambassador: Ambassador) -> datetime:

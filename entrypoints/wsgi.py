@@ -12,8 +12,8 @@ from typing import Any
 from flask import Flask, jsonify, request
 
 # Imported for their side effect: each registers its routes on the API blueprint.
-import admin_ui.api_applications  # noqa: F401
-import admin_ui.api_ledger  # noqa: F401
+import admin_ui.api_applications
+import admin_ui.api_ledger
 import admin_ui.api_program  # noqa: F401
 from adapters.bootstrap import Container, bootstrap
 from adapters.logs import configure_logging

@@ -233,7 +233,7 @@ class SqlAlchemyNotificationOutbox:
             created_at=self._now,
         )
         result = self._conn.execute(
-            stmt
+            stmt.on_conflict_do_nothing(index_elements=[_N.shop_id, _N.key])
         )
         return bool(result.rowcount)
 

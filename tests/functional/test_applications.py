@@ -798,3 +798,11 @@ def test_the_console_notifier_prints_the_message(container):
         "--- message ---\nTo: ava@example.com\nSubject: Hello\n\nLine one\nLine two\n--- end ---\n"
     )
     assert isinstance(container.notifier, ConsoleNotifier)  # the default backend
+
+
+def test_the_outbox_keeps_one_message_per_key(container, shop):
+    with container.uow() as uow:
+        assert uow.notifications.add(shop.id, "application:1:approved", "a@x.com", "Hi", "1")
+        assert not uow.notifications.add(shop.id, "application:1:approved", "a@x.com", "Hi", "2")
+        uow.commit()
+    assert [n["body"] for n in rows(container, notifications)] == ["1"]

@@ -104,8 +104,9 @@ def check_code_drift(shop_domain: str | None = None) -> int:
     for domain in [shop_domain] if shop_domain else program.installed_shops(c.uow):
         report = codes.check_drift(c.uow, c.discounts, c.access_token, c.clock, domain)
         found += len(report.missing) + len(report.reappeared)
-        if report.missing or report.reappeared:
-            c.jobs.enqueue(Job.SYNC_CODES, domain, job_id=f"sync-codes:{domain}")
+        # Always follow with a sync: it also catches status changes made outside a request
+        # (e.g. an ambassador erased by customers/redact), and costs nothing when all is done.
+        c.jobs.enqueue(Job.SYNC_CODES, domain, job_id=f"sync-codes:{domain}")
     return found
 
 

@@ -232,10 +232,11 @@ class SqlAlchemyNotificationOutbox:
             status="pending",
             created_at=self._now,
         )
-        result = self._conn.execute(
-            stmt.on_conflict_do_nothing(index_elements=[_N.shop_id, _N.key])
-        )
-        return bool(result.rowcount)
+        # RETURNING, not rowcount: with an (implicit) RETURNING the driver reports -1.
+        added = self._conn.execute(
+            stmt.on_conflict_do_nothing(index_elements=[_N.shop_id, _N.key]).returning(_N.id)
+        ).first()
+        return added is not None
 
     def claim_next(self, after_id: int = 0) -> Notification | None:
         row = self._conn.execute(

@@ -45,7 +45,7 @@ JOBS: dict[Job, JobSpec] = {
 SCHEDULE: dict[Job, int] = {
     Job.SWEEP_INBOX: 30,
     Job.REFRESH_TOKENS: 300,
-    Job.CHECK_CODE_DRIFT: 6 * 3600,
+    Job.CHECK_CODE_DRIFT: 3600,
     Job.SEND_NOTIFICATIONS: 60,  # catches anything a lost trigger left in the outbox
     Job.APPROVE_REWARDS: 3600,
 }

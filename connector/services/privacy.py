@@ -12,9 +12,11 @@ A record of each request (ids and timestamps only, no personal data) is kept as 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from collections.abc import Mapping
 from typing import Any
 
+from connector.domain.ambassadors import AmbassadorStatus, AuditEntry
 from connector.domain.webhooks import Delivery
 from connector.ports import Clock, PrivacyRequest, UnitOfWork
 
@@ -35,7 +37,18 @@ def export_customer_data(
 ) -> str:
     customer_id, order_ids = _customer_ref(payload)
     held = uow.inbox.for_customer(delivery.shop_domain, customer_id, order_ids)
+    shop = uow.shops.get(delivery.shop_domain)
+    orders: list[dict[str, Any]] = []
+    ambassador: dict[str, Any] | None = None
+    if shop is not None and shop.id is not None:
+        orders = uow.orders.for_customer(shop.id, customer_id, order_ids)
+        if customer_id is not None and (a := uow.ambassadors.by_customer(shop.id, customer_id)):
+            ambassador = {"id": a.id, "email": a.email, "first_name": a.first_name,
+                          "last_name": a.last_name, "status": a.status.value, "code": a.code,
+                          "social": dict(a.social)}
     summary = {
+        "ambassador": ambassador,
+        "orders": orders,
         "data_request_id": (payload.get("data_request") or {}).get("id"),
         "customer_id": customer_id,
         "orders_requested": order_ids,
@@ -63,6 +76,12 @@ def redact_customer(
         delivery.shop_domain, customer_id, order_ids, also_ids=[delivery.id]
     )
     exports = uow.privacy_requests.delete_for(delivery.shop_domain, customer_id)
+    orders = anonymised = 0
+    shop = uow.shops.get(delivery.shop_domain)
+    if shop is not None and shop.id is not None:
+        orders = uow.orders.redact_customer(shop.id, customer_id, order_ids)
+        if customer_id is not None:
+            anonymised = _anonymise_ambassador(uow, clock, shop.id, customer_id)
     uow.privacy_requests.add(
         PrivacyRequest(
             id=None,
@@ -71,7 +90,8 @@ def redact_customer(
             received_at=delivery.received_at,
             completed_at=clock.now(),
             customer_id=None,  # evidence without the identifier we were asked to erase
-            summary={"webhook_bodies_redacted": blanked, "exports_deleted": exports},
+            summary={"webhook_bodies_redacted": blanked, "exports_deleted": exports,
+                     "orders_redacted": orders, "ambassadors_anonymised": anonymised},
         )
     )
     return f"redacted {blanked} stored records"
@@ -99,3 +119,19 @@ def redact_shop(uow: UnitOfWork, clock: Clock, delivery: Delivery, payload: dict
     )
     log.info("privacy.shop_redacted", extra={"shop": domain})
     return f"shop data deleted ({deliveries} deliveries)"
+
+
+def _anonymise_ambassador(uow: UnitOfWork, clock: Clock, shop_id: int, customer_id: int) -> int:
+    """An ambassador who asked to be erased: personal data replaced, removed from the program.
+    Ledger amounts stay (they are the merchant's financial records, tied to an id only)."""
+    a = uow.ambassadors.by_customer(shop_id, customer_id)
+    if a is None or a.id is None:
+        return 0
+    status = a.status if a.status is AmbassadorStatus.REMOVED else AmbassadorStatus.REMOVED
+    uow.ambassadors.save(replace(
+        a, email=f"redacted-{a.id}@redacted.invalid", first_name="", last_name="",
+        customer_id=None, social={}, status=status, updated_at=clock.now()))
+    uow.ambassadors.audit(shop_id, AuditEntry(a.id, "privacy", "shopify", clock.now(),
+                                              a.status.value, status.value,
+                                              "customers/redact: personal data erased"))
+    return 1

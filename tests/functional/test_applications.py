@@ -806,3 +806,49 @@ def test_the_outbox_keeps_one_message_per_key(container, shop):
         assert not uow.notifications.add(shop.id, "application:1:approved", "a@x.com", "Hi", "2")
         uow.commit()
     assert [n["body"] for n in rows(container, notifications)] == ["1"]
+
+
+def test_a_decision_is_stored_only_while_the_application_is_pending(client, env, container):
+    from dataclasses import replace
+
+    from connector.domain.applications import ApplicationStatus
+
+    [aid] = submit_pending(client, container)
+    with container.uow() as uow:
+        application = uow.applications.get(env.id, aid)
+        approved = replace(application, status=ApplicationStatus.APPROVED, decided_by="x")
+        assert uow.applications.decide(approved)
+        rejected = replace(application, status=ApplicationStatus.REJECTED, reason="late")
+        assert not uow.applications.decide(rejected)
+        uow.commit()
+    assert rows(container, applications)[0]["status"] == "approved"
+
+
+def test_the_whole_flow_works_on_sqlite_in_embedded_mode(tmp_path):
+    from adapters.bootstrap import bootstrap
+    from entrypoints.cli import run_migrations
+    from entrypoints.wsgi import create_app
+    from tests.conftest import make_settings
+
+    url = f"sqlite:///{tmp_path}/embedded.sqlite3"
+    run_migrations(url)
+    notifier = RecordingNotifier()
+    c = bootstrap(make_settings(tmp_path, url), jobs=NotificationsOnlyQueue(), notifier=notifier)
+    try:
+        client = create_app(container=c).test_client()
+        install(c, SHOP)
+        assert apply(client).status_code == 200
+        assert "We already have your application" in apply(client).text
+        [aid] = [r["id"] for r in rows(c, applications)]
+        vote = api(client, "POST", f"/applications/{aid}/votes", json={"vote": "approve"})
+        assert vote.status_code == 200 and vote.get_json()["status"] == "approved"
+        assert vote.get_json()["ambassador"]["code"] == "AVAM"
+        assert (
+            api(client, "POST", f"/applications/{aid}/reject", json={"reason": "x"}).status_code
+            == 409
+        )
+        assert [n["status"] for n in rows(c, notifications)] == ["sent", "sent"]
+        assert len(notifier.sent) == 2
+    finally:
+        job_functions.configure(None)
+        c.close()

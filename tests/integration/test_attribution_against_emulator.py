@@ -118,3 +118,30 @@ def test_a_code_of_a_paused_ambassador_does_not_credit_new_orders(live, ambassad
                headers=webhook_headers("orders/create", raw))
     why = attribution(live, order["id"])
     assert why["credited"] is False and why["reason"] == "ambassador_not_active"
+
+
+def test_customers_redact_erases_the_buyer_and_an_ambassador_who_asks(live, ambassador):
+    order = buy(live, "AVAM", email="friend@example.com")
+    with live.container.engine.connect() as conn:
+        buyer = conn.exec_driver_sql(
+            "SELECT customer_id FROM orders WHERE order_id = %s" % int(order["id"])).scalar_one()
+    for customer_id, order_ids in ((buyer, [order["id"]]),):
+        live.emulator.send_webhook(SHOP, "customers/redact", {
+            "shop_domain": SHOP, "customer": {"id": customer_id}, "orders_to_redact": order_ids})
+    with live.container.engine.connect() as conn:
+        row = conn.exec_driver_sql(
+            "SELECT email, phone, customer_id FROM orders WHERE order_id = %s"
+            % int(order["id"])).one()
+    assert tuple(row) == (None, None, None)
+    # the credit itself stays: it is the merchant's financial record, tied to ids only
+    assert attribution(live, order["id"])["credited"] is True
+
+    person = live.emulator.add_customer(SHOP, email="kai@example.com", first_name="Kai",
+                                        last_name="Ito")
+    enrolled = live.api("POST", "/ambassadors",
+                        json={"customer_id": person["admin_graphql_api_id"]}).json()
+    live.emulator.send_webhook(SHOP, "customers/redact", {
+        "shop_domain": SHOP, "customer": {"id": person["id"]}, "orders_to_redact": []})
+    erased = live.api("GET", f"/ambassadors/{enrolled['id']}").json()
+    assert erased["status"] == "removed" and "kai" not in erased["email"]
+    assert erased["first_name"] == "" and erased["customer_id"] is None

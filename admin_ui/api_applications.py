@@ -31,7 +31,9 @@ def _c() -> Any:
     return current_app.extensions["ambassador"]
 
 
-def _body() -> dict[str, Any]:
+def _body(*, optional: bool = False) -> dict[str, Any]:
+    if optional and not request.get_data(cache=True):
+        return {}
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the body must be a JSON object")
@@ -188,7 +190,7 @@ def vote(application_id: str) -> Any:
 @bp.post("/applications/<application_id>/approve")
 def approve(application_id: str) -> Any:
     aid = _application_id(application_id)
-    data = _body()
+    data = _body(optional=True)  # the body is only for the optional tier_id
     tier_id = data.get("tier_id")
     if tier_id is not None and (isinstance(tier_id, bool) or not isinstance(tier_id, int)):
         raise ApiError(422, "invalid_tier", "tier_id must be an integer")

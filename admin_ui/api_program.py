@@ -15,7 +15,7 @@ from flask import current_app, g, jsonify, request
 from admin_ui.api import ApiError, bp
 from connector.domain.ambassadors import Ambassador, AmbassadorStatus
 from connector.domain.money import Money
-from connector.domain.tiers import Results, Tier
+from connector.domain.tiers import Tier
 from connector.ports import (
     AmbassadorQuery,
     Job,
@@ -24,7 +24,7 @@ from connector.ports import (
     RewardTotals,
 )
 from connector.services import ambassadors as service
-from connector.services import program
+from connector.services import program, tiers
 from connector.services.installation import NotInstalled
 
 MAX_PAGE = 200
@@ -478,7 +478,8 @@ def preview_tiers() -> Any:
     proposed = [
         _run(program.parse_tier, t, t.get("id") if isinstance(t, dict) else None) for t in raw
     ]
-    result = program.preview_tiers(_c().uow(), g.shop, proposed, _no_results_yet)
+    c = _c()
+    result = program.preview_tiers(c.uow(), g.shop, proposed, tiers.results_for(c.uow, c.clock))
     return jsonify(
         {
             "up": result.up,
@@ -489,8 +490,3 @@ def preview_tiers() -> Any:
             ],
         }
     )
-
-
-def _no_results_yet(shop_id: int, ambassador_ids: list[int]) -> dict[int, Results]:
-    """Results come from attributed orders, which arrive with the attribution capability."""
-    return {}

@@ -494,6 +494,7 @@ def openapi_document() -> dict[str, Any]:
                     params=[_path_id("application_id")],
                     body={
                         "type": "object",
+                        "description": "optional: an empty body approves in the entry tier",
                         "properties": {"tier_id": {"type": "integer", "description": "start tier"}},
                     },
                 )

@@ -19,7 +19,7 @@ from connector.domain.attribution import AmbassadorIdentity, Candidate, Reason
 from connector.domain.orders import Order, Refund
 from connector.domain.program import FriendDiscount, ProgramSettings
 from connector.domain.shops import OfflineToken, Shop
-from connector.domain.tiers import Tier
+from connector.domain.tiers import Results, Tier
 from connector.domain.webhooks import Delivery, IncomingWebhook
 
 
@@ -283,6 +283,7 @@ class Job(StrEnum):
     SYNC_CUSTOMER_TAGS = "sync_customer_tags"
     ENROL_CUSTOMERS = "enrol_customers"
     APPROVE_REWARDS = "approve_rewards"
+    EVALUATE_TIERS = "evaluate_tiers"
     SEND_NOTIFICATIONS = "send_notifications"
 
 
@@ -597,8 +598,9 @@ class OrderRepository(Protocol):
 
     def returning_customer(self, shop_id: int, order: Order) -> bool: ...
 
-    def redact_customer(self, shop_id: int, customer_id: int | None, order_ids: list[int]) -> int:
-        ...
+    def redact_customer(
+        self, shop_id: int, customer_id: int | None, order_ids: list[int]
+    ) -> int: ...
 
     def for_customer(
         self, shop_id: int, customer_id: int | None, order_ids: list[int]
@@ -618,8 +620,9 @@ class LedgerRepository(Protocol):
         self, shop_id: int, ambassador_id: int, *, after_id: int | None = None, limit: int = 100
     ) -> list[LedgerEntry]: ...
 
-    def hold(self, shop_id: int, order_id: int, ambassador_id: int, hold_until: datetime) -> None:
-        ...
+    def hold(
+        self, shop_id: int, order_id: int, ambassador_id: int, hold_until: datetime
+    ) -> None: ...
 
     def approve_due(self, now: datetime, limit: int = 5000) -> list[tuple[int, int]]: ...
 
@@ -628,6 +631,10 @@ class LedgerRepository(Protocol):
         ...
 
     def totals(self, shop_id: int, ambassador_ids: list[int]) -> dict[int, RewardTotals]: ...
+
+    def results_since(self, shop_id: int, since: datetime) -> dict[int, Results]:
+        """Tier results per ambassador over orders placed since ``since``."""
+        ...
 
 
 # --- applications and the notification outbox ----------------------------------------------

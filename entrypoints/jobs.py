@@ -13,7 +13,15 @@ from typing import Any
 from adapters.bootstrap import Container, bootstrap
 from adapters.settings import Settings
 from connector.ports import Job
-from connector.services import applications, attribution, codes, inbox, installation, program
+from connector.services import (
+    applications,
+    attribution,
+    codes,
+    inbox,
+    installation,
+    program,
+    tiers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +146,16 @@ def send_notifications() -> int:
     return sent
 
 
+def evaluate_tiers(shop_domain: str | None = None) -> int:
+    """Scheduled for every installed shop (or one): promotions and demotions."""
+    c = container()
+    moved = 0
+    for domain in [shop_domain] if shop_domain else program.installed_shops(c.uow):
+        report = tiers.evaluate_tiers(c.uow, c.clock, domain)
+        moved += report.promoted + report.demoted
+    return moved
+
+
 def approve_rewards() -> int:
     c = container()
     return attribution.approve_due_rewards(c.uow, c.clock)
@@ -150,6 +168,7 @@ __all__ = [
     "configure",
     "container",
     "enrol_customers",
+    "evaluate_tiers",
     "process_inbox",
     "refresh_tokens",
     "register_webhooks",

@@ -22,6 +22,7 @@ from adapters.db.tables import (
 )
 from connector.domain.attribution import AmbassadorIdentity, Candidate, Reason
 from connector.domain.orders import Line, Order, Refund, parse_ts
+from connector.domain.tiers import Results
 from connector.ports import AttributionRecord, LedgerEntry, RewardTotals
 
 _O = orders.c
@@ -511,6 +512,29 @@ class SqlAlchemyLedgerRepository:
         self._conn.execute(
             stmt.on_conflict_do_update(index_elements=[_S.ambassador_id], set_=values)
         )
+
+    def results_since(self, shop_id: int, since: datetime) -> dict[int, Results]:
+        """Per ambassador, over orders placed since ``since`` and not cancelled: revenue
+        credited (net of refunds), orders, and new customers (buyers with no earlier order)."""
+        earlier = orders.alias("earlier")
+        buyer = orders.alias("buyer")
+        first_time = ~sa.exists().where(
+            earlier.c.shop_id == buyer.c.shop_id,
+            earlier.c.placed_at < buyer.c.placed_at,
+            sa.or_(sa.and_(buyer.c.customer_id.is_not(None),
+                           earlier.c.customer_id == buyer.c.customer_id),
+                   sa.and_(buyer.c.email.is_not(None), earlier.c.email == buyer.c.email)),
+        )
+        rows = self._conn.execute(
+            sa.select(_T.ambassador_id, sa.func.count(), sa.func.coalesce(sa.func.sum(_T.base), 0),
+                      sa.func.sum(sa.case((first_time, 1), else_=0)))
+            .select_from(order_attributions.join(buyer, sa.and_(
+                buyer.c.shop_id == _T.shop_id, buyer.c.order_id == _T.order_id)))
+            .where(_T.shop_id == shop_id, _T.ambassador_id.is_not(None),
+                   _T.cancelled.is_(False), _T.placed_at >= since)
+            .group_by(_T.ambassador_id))
+        return {r[0]: Results(revenue=_exact(r[2]), orders=int(r[1]),
+                              new_customers=int(r[3] or 0)) for r in rows}
 
     def totals(self, shop_id: int, ambassador_ids: list[int]) -> dict[int, RewardTotals]:
         if not ambassador_ids:

@@ -39,6 +39,7 @@ JOBS: dict[Job, JobSpec] = {
         "entrypoints.jobs.send_notifications", "default", timeout=600, retries=(30, 120, 600)
     ),
     Job.APPROVE_REWARDS: JobSpec("entrypoints.jobs.approve_rewards", "scheduled", timeout=600),
+    Job.EVALUATE_TIERS: JobSpec("entrypoints.jobs.evaluate_tiers", "scheduled", timeout=1800),
 }
 
 #: Periodic jobs, every N seconds (run by the RQ cron scheduler inside ``ambassador worker``).
@@ -48,4 +49,5 @@ SCHEDULE: dict[Job, int] = {
     Job.CHECK_CODE_DRIFT: 3600,
     Job.SEND_NOTIFICATIONS: 60,  # catches anything a lost trigger left in the outbox
     Job.APPROVE_REWARDS: 3600,
+    Job.EVALUATE_TIERS: 900,
 }

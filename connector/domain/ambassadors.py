@@ -66,6 +66,7 @@ class Ambassador:
     customer_id: int | None = None
     tier_id: int | None = None
     tier_locked: bool = False
+    demotion_pending_since: datetime | None = None
     code: str | None = None
     code_state: CodeState = CodeState.NONE
     discount_gid: str | None = None

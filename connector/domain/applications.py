@@ -362,21 +362,18 @@ def received_message(application: Application, shop_name: str) -> Message:
 
 
 def approved_message(
-    application: Application, shop_name: str, shop_domain: str, code: str | None
+    application: Application, shop_name: str, shop_domain: str, code: str
 ) -> Message:
-    if code:
-        details = (
-            f"Your personal code is {code}. Friends who use it at checkout get your discount, "
-            "and you get the credit. Share this link and the code applies itself:\n"
-            f"{share_url(shop_domain, code)}\n"
-        )
-    else:
-        details = "Your personal code is on its way in a separate message.\n"
     return Message(
         key=f"application:{application.id}:approved",
         to=application.email,
         subject=f"Welcome to the {shop_name} ambassador program",
-        body=f"{_greeting(application.first_name)}\n\nYou're in! {details}",
+        body=(
+            f"{_greeting(application.first_name)}\n\n"
+            f"You're in! Your personal code is {code}. Friends who use it at checkout get "
+            "your discount, and you get the credit. Share this link and the code applies "
+            f"itself:\n{share_url(shop_domain, code)}\n"
+        ),
     )
 
 

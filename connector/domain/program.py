@@ -83,6 +83,8 @@ class ProgramSettings:
     approvals_required: int = 1
     reapply_after_days: int = 90
     auto_approve: bool = False
+    tier_window_days: int = 90  # results counted over this rolling window
+    tier_grace_days: int = 30  # below a tier this long before demotion
     customer_tag: str = "ambassador"
     questions: tuple[ApplicationQuestion, ...] = (
         ApplicationQuestion("why", "Why do you love our products?", required=True, kind="textarea"),
@@ -172,6 +174,12 @@ class ProgramSettings:
         reapply = _int(merged["reapply_after_days"], "reapply_after_days")
         if not 0 <= reapply <= 3650:
             raise SettingsInvalid("reapply_after_days", "must be between 0 and 3650")
+        window = _int(merged.get("tier_window_days", 90), "tier_window_days")
+        if not 7 <= window <= 730:
+            raise SettingsInvalid("tier_window_days", "must be between 7 and 730")
+        grace = _int(merged.get("tier_grace_days", 30), "tier_grace_days")
+        if not 0 <= grace <= 365:
+            raise SettingsInvalid("tier_grace_days", "must be between 0 and 365")
         tag = str(merged["customer_tag"] or "").strip()
         if not tag or len(tag) > 40 or "," in tag:
             raise SettingsInvalid("customer_tag", "1 to 40 characters, no commas")
@@ -187,6 +195,8 @@ class ProgramSettings:
             auto_approve=_bool(merged["auto_approve"], "auto_approve"),
             customer_tag=tag,
             questions=questions,
+            tier_window_days=window,
+            tier_grace_days=grace,
         )
 
 

@@ -662,6 +662,7 @@ def _approve(
     saved = uow.ambassadors.save(moved) if moved != ambassador else ambassador
     if saved.code is None:
         saved = next_code(uow, saved, settings.code_format, avoid=set())
+    assert saved.code is not None  # next_code reserves one or raises
     if ambassador.status is not AmbassadorStatus.ACTIVE:
         uow.ambassadors.audit(
             shop.id,

@@ -74,8 +74,12 @@ def recompute(
         if held is not None and held.id == previous.ambassador_id:
             identities[previous.code] = replace(held, active=True)
     returning = settings.new_customers_only and uow.orders.returning_customer(shop_id, order)
-    decision = attribute(order, identities, new_customers_only=settings.new_customers_only,
-                         returning_customer=returning)
+    decision = attribute(
+        order,
+        identities,
+        new_customers_only=settings.new_customers_only,
+        returning_customer=returning,
+    )
     rate = _rate(uow, shop_id, decision, previous, settings.default_commission_rate)
     targets: dict[int, Money] = {}
     if decision.ambassador_id is not None and rate is not None:

@@ -12,8 +12,8 @@ A record of each request (ids and timestamps only, no personal data) is kept as 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 from connector.domain.ambassadors import AmbassadorStatus, AuditEntry
@@ -43,9 +43,15 @@ def export_customer_data(
     if shop is not None and shop.id is not None:
         orders = uow.orders.for_customer(shop.id, customer_id, order_ids)
         if customer_id is not None and (a := uow.ambassadors.by_customer(shop.id, customer_id)):
-            ambassador = {"id": a.id, "email": a.email, "first_name": a.first_name,
-                          "last_name": a.last_name, "status": a.status.value, "code": a.code,
-                          "social": dict(a.social)}
+            ambassador = {
+                "id": a.id,
+                "email": a.email,
+                "first_name": a.first_name,
+                "last_name": a.last_name,
+                "status": a.status.value,
+                "code": a.code,
+                "social": dict(a.social),
+            }
     summary = {
         "ambassador": ambassador,
         "orders": orders,
@@ -90,8 +96,12 @@ def redact_customer(
             received_at=delivery.received_at,
             completed_at=clock.now(),
             customer_id=None,  # evidence without the identifier we were asked to erase
-            summary={"webhook_bodies_redacted": blanked, "exports_deleted": exports,
-                     "orders_redacted": orders, "ambassadors_anonymised": anonymised},
+            summary={
+                "webhook_bodies_redacted": blanked,
+                "exports_deleted": exports,
+                "orders_redacted": orders,
+                "ambassadors_anonymised": anonymised,
+            },
         )
     )
     return f"redacted {blanked} stored records"
@@ -128,10 +138,28 @@ def _anonymise_ambassador(uow: UnitOfWork, clock: Clock, shop_id: int, customer_
     if a is None or a.id is None:
         return 0
     status = a.status if a.status is AmbassadorStatus.REMOVED else AmbassadorStatus.REMOVED
-    uow.ambassadors.save(replace(
-        a, email=f"redacted-{a.id}@redacted.invalid", first_name="", last_name="",
-        customer_id=None, social={}, status=status, updated_at=clock.now()))
-    uow.ambassadors.audit(shop_id, AuditEntry(a.id, "privacy", "shopify", clock.now(),
-                                              a.status.value, status.value,
-                                              "customers/redact: personal data erased"))
+    uow.ambassadors.save(
+        replace(
+            a,
+            email=f"redacted-{a.id}@redacted.invalid",
+            first_name="",
+            last_name="",
+            customer_id=None,
+            social={},
+            status=status,
+            updated_at=clock.now(),
+        )
+    )
+    uow.ambassadors.audit(
+        shop_id,
+        AuditEntry(
+            a.id,
+            "privacy",
+            "shopify",
+            clock.now(),
+            a.status.value,
+            status.value,
+            "customers/redact: personal data erased",
+        ),
+    )
     return 1

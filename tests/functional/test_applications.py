@@ -852,3 +852,11 @@ def test_the_whole_flow_works_on_sqlite_in_embedded_mode(tmp_path):
     finally:
         job_functions.configure(None)
         c.close()
+
+
+def test_an_approval_needs_no_body_but_a_body_must_be_json(client, env, container):
+    [first, second] = submit_pending(client, container, 2)
+    assert api(client, "POST", f"/applications/{first}/approve").status_code == 200
+    garbage = api(client, "POST", f"/applications/{second}/approve", data="tier=1")
+    assert garbage.status_code == 400 and garbage.get_json()["error"]["code"] == "invalid_json"
+    assert api(client, "POST", f"/applications/{second}/votes").status_code == 400

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import httpx
 import pytest
+import sqlalchemy as sa
 
 from tests.conftest import SHOP, webhook_headers
 
@@ -123,15 +124,15 @@ def test_a_code_of_a_paused_ambassador_does_not_credit_new_orders(live, ambassad
 def test_customers_redact_erases_the_buyer_and_an_ambassador_who_asks(live, ambassador):
     order = buy(live, "AVAM", email="friend@example.com")
     with live.container.engine.connect() as conn:
-        buyer = conn.exec_driver_sql(
-            "SELECT customer_id FROM orders WHERE order_id = %s" % int(order["id"])).scalar_one()
+        buyer = conn.execute(sa.text("SELECT customer_id FROM orders WHERE order_id = :o"),
+                             {"o": order["id"]}).scalar_one()
     for customer_id, order_ids in ((buyer, [order["id"]]),):
         live.emulator.send_webhook(SHOP, "customers/redact", {
             "shop_domain": SHOP, "customer": {"id": customer_id}, "orders_to_redact": order_ids})
     with live.container.engine.connect() as conn:
-        row = conn.exec_driver_sql(
-            "SELECT email, phone, customer_id FROM orders WHERE order_id = %s"
-            % int(order["id"])).one()
+        row = conn.execute(
+            sa.text("SELECT email, phone, customer_id FROM orders WHERE order_id = :o"),
+            {"o": order["id"]}).one()
     assert tuple(row) == (None, None, None)
     # the credit itself stays: it is the merchant's financial record, tied to ids only
     assert attribution(live, order["id"])["credited"] is True

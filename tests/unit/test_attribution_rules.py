@@ -13,7 +13,8 @@ from connector.domain.ledger import EntryKind, commission_base, plan_entries, ta
 from connector.domain.money import Money
 from connector.domain.orders import BadOrder, Order, Refund, normalise_email, normalise_phone
 
-FIXTURE = Path(__file__).parents[1] / "fixtures" / "shopify" / "order_with_discount_code_TENOFF.json"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "shopify"
+FIXTURE = FIXTURE / "order_with_discount_code_TENOFF.json"
 REAL = json.loads(FIXTURE.read_text())["order"]
 
 A = AmbassadorIdentity(1, "AVAM", True, customer_id=10, email="ava@example.com",

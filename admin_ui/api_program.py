@@ -490,3 +490,24 @@ def preview_tiers() -> Any:
             ],
         }
     )
+
+
+@bp.post("/ambassadors/import")
+def import_csv() -> Any:
+    """Enrol from a CSV (``text/csv`` body, up to 2,000 rows): good rows in, bad rows reported."""
+    from connector.services import csv_import
+
+    data = request.get_data(cache=False)
+    try:
+        rows = csv_import.read_rows(data)
+    except csv_import.CsvInvalid as exc:
+        raise ApiError(422, exc.code, exc.message) from None
+    if len(rows) > API_IMPORT_ROWS:
+        raise ApiError(422, "too_many_rows", f"at most {API_IMPORT_ROWS} rows here; use the "
+                       "`ambassador import-csv` command for larger files")
+    c = _c()
+    report = csv_import.import_rows(c.uow, c.jobs, c.clock, g.shop, rows, actor=_actor())
+    return jsonify(report.as_dict())
+
+
+API_IMPORT_ROWS = 2000

@@ -361,6 +361,11 @@ def openapi_document() -> dict[str, Any]:
                     status="202",
                 )
             },
+            "/ambassadors/import": {"post": {
+                "summary": "Enrol from a CSV file; a per-row report of what was rejected and why",
+                "requestBody": {"required": True, "content": {"text/csv": {
+                    "schema": {"type": "string"}}}},
+                "responses": {"200": {"description": "OK"}, **_ERRORS}}},
             "/ambassadors/{ambassador_id}": {"get": _op("One ambassador", amb, params=aid)},
             "/ambassadors/{ambassador_id}/history": {
                 "get": _op("The ambassador's audit trail", params=aid)

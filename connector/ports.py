@@ -691,6 +691,16 @@ class ApplicationRepository(Protocol):
         """(approve, reject) votes of each application."""
         ...
 
+    def for_ambassador(self, shop_id: int, ambassador_id: int) -> list[Application]:
+        """Every application of one person, oldest first (privacy exports)."""
+        ...
+
+    def redact_ambassador(self, shop_id: int, ambassador_id: int, email: str) -> int:
+        """customers/redact: blank what the person wrote (answers, social), the customer id,
+        the client hash and reviewers' comments; ``email`` replaces their address. Statuses and
+        decisions stay. Returns the applications changed."""
+        ...
+
 
 @dataclass(frozen=True)
 class Notification:
@@ -718,3 +728,8 @@ class NotificationOutbox(Protocol):
         ...
 
     def mark_sent(self, notification_id: int, at: datetime) -> None: ...
+
+    def redact_to(self, shop_id: int, to: str) -> int:
+        """customers/redact: delete every message to this address (pending ones are never
+        sent). Returns how many."""
+        ...

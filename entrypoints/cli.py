@@ -159,3 +159,7 @@ def demo(port: int, emulator_port: int, customers: int) -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+# Program subcommands live in their own module; importing it registers them on ``main``.
+from entrypoints import cli_program  # noqa: E402, F401

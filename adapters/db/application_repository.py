@@ -202,6 +202,28 @@ class SqlAlchemyApplicationRepository:
             counts[application_id] = (approve, reject)
         return counts
 
+    def for_ambassador(self, shop_id: int, ambassador_id: int) -> list[Application]:
+        rows = self._conn.execute(
+            self._select()
+            .where(_P.shop_id == shop_id, _P.ambassador_id == ambassador_id)
+            .order_by(_P.id)
+        )
+        return [_to_application(r) for r in rows]
+
+    def redact_ambassador(self, shop_id: int, ambassador_id: int, email: str) -> int:
+        mine = sa.select(_P.id).where(_P.shop_id == shop_id, _P.ambassador_id == ambassador_id)
+        self._conn.execute(
+            sa.update(application_votes)
+            .where(_V.application_id.in_(mine.scalar_subquery()))
+            .values(comment=None)
+        )
+        result = self._conn.execute(
+            sa.update(applications)
+            .where(_P.shop_id == shop_id, _P.ambassador_id == ambassador_id)
+            .values(email=email, customer_id=None, answers=[], social={}, client_hash=None)
+        )
+        return int(result.rowcount)
+
 
 def _to_notification(row: Any) -> Notification:
     return Notification(
@@ -254,3 +276,9 @@ class SqlAlchemyNotificationOutbox:
             .where(_N.id == notification_id)
             .values(status="sent", sent_at=at)
         )
+
+    def redact_to(self, shop_id: int, to: str) -> int:
+        result = self._conn.execute(
+            sa.delete(notifications).where(_N.shop_id == shop_id, _N.to == to.lower())
+        )
+        return int(result.rowcount)

@@ -860,3 +860,32 @@ def test_an_approval_needs_no_body_but_a_body_must_be_json(client, env, containe
     garbage = api(client, "POST", f"/applications/{second}/approve", data="tier=1")
     assert garbage.status_code == 400 and garbage.get_json()["error"]["code"] == "invalid_json"
     assert api(client, "POST", f"/applications/{second}/votes").status_code == 400
+
+
+def test_an_erased_applicant_leaves_no_personal_data_in_applications_or_the_outbox(
+    client, env, container, queue
+):
+    queue.hold = True  # a message still waiting must never go out after erasure
+    configure(container, reapply_after_days=0)
+    assert apply(client, **{"social.instagram": "ava.m"}).status_code == 200
+    [aid] = [r["id"] for r in rows(container, applications)]
+    api(client, "POST", f"/applications/{aid}/votes", json={"vote": "reject", "comment": "Ava?"})
+    other = apply(client, email="zoe@example.com", first_name="Zoe", ip="198.51.100.2")
+    assert other.status_code == 200
+    a = ambassador(container, "ava@example.com")
+    with container.uow() as uow:
+        assert [x.id for x in uow.applications.for_ambassador(env.id, a.id)] == [aid]
+        assert uow.applications.redact_ambassador(env.id, a.id, "redacted@redacted.invalid") == 1
+        assert uow.notifications.redact_to(env.id, "ava@example.com") == 1
+        uow.commit()
+    ava, zoe = rows(container, applications)
+    assert (ava["email"], ava["answers"], ava["social"], ava["client_hash"]) == (
+        "redacted@redacted.invalid",
+        [],
+        {},
+        None,
+    )
+    assert zoe["email"] == "zoe@example.com" and zoe["answers"]  # nobody else's
+    assert [n["to"] for n in rows(container, notifications)] == ["zoe@example.com"]
+    [review] = api(client, "GET", f"/applications/{aid}").get_json()["reviews"]
+    assert review["vote"] == "reject" and review["comment"] is None

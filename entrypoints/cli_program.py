@@ -1,0 +1,113 @@
+"""``ambassador`` subcommands for bulk work on the program, each with a progress bar."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from adapters.bootstrap import Container, bootstrap
+from adapters.logs import configure_logging
+from entrypoints import jobs
+from entrypoints.cli import _settings, main
+
+
+def _container() -> Container:
+    settings = _settings()
+    configure_logging(settings.log_level)
+    c = bootstrap(settings)
+    jobs.configure(c)
+    return c
+
+
+def _shop(c: Container, domain: str):  # type: ignore[no-untyped-def]
+    with c.uow() as uow:
+        shop = uow.shops.get(domain.strip().lower())
+    if shop is None or not shop.installed:
+        raise click.ClickException(f"{domain} is not an installed shop")
+    return shop
+
+
+@main.command("import-csv")
+@click.option("--shop", "shop_domain", required=True, help="the shop, e.g. x.myshopify.com")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_csv(shop_domain: str, path: Path) -> None:
+    """Enrol ambassadors from a CSV file (email, first_name, last_name, customer_id, tier, code);
+    prints a per-row report of what was rejected and why."""
+    from connector.services import csv_import
+
+    c = _container()
+    shop = _shop(c, shop_domain)
+    try:
+        rows = csv_import.read_rows(path.read_bytes())
+    except csv_import.CsvInvalid as exc:
+        raise click.ClickException(exc.message) from None
+    with click.progressbar(length=len(rows), label="enrolling") as bar:
+        report = csv_import.import_rows(c.uow, c.jobs, c.clock, shop, rows, actor="cli",
+                                        progress=bar.update)
+    click.echo(f"enrolled {len(report.enrolled)}, already enrolled {len(report.existing)}, "
+               f"rejected {len(report.rejected)}")
+    for row in report.rejected:
+        click.echo(f"  line {row['line']}: {row['email'] or '(no email)'}: {row['reason']}")
+
+
+@main.command("enrol-top")
+@click.option("--shop", "shop_domain", required=True)
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+def enrol_top(shop_domain: str, limit: int) -> None:
+    """Enrol the shop's best customers who are not ambassadors yet."""
+    from connector.services import ambassadors, program
+
+    c = _container()
+    shop = _shop(c, shop_domain)
+    found = program.find_candidates(c.uow(), c.discounts, c.access_token, c.clock, shop,
+                                    limit=limit)
+    created = 0
+    with click.progressbar(found, label="enrolling top customers") as bar:
+        for candidate in bar:
+            result = ambassadors.enrol_customer(c.uow(), c.jobs, c.clock, shop,
+                                                candidate.customer,
+                                                customer_id=candidate.customer.id,
+                                                source="invite", actor="cli")
+            created += result.created
+    click.echo(f"enrolled {created} of {len(found)} candidates")
+
+
+@main.command("sync-codes")
+@click.option("--shop", "shop_domain", required=True)
+def sync_codes(shop_domain: str) -> None:
+    """Make the codes in Shopify match the program (issue, remove, repair), in bulk."""
+    from connector.services import codes
+
+    c = _container()
+    _shop(c, shop_domain)
+    with click.progressbar(length=0, label="syncing codes", show_pos=True) as bar:
+        report = codes.sync_codes(c.uow, c.discounts, c.access_token, c.clock, shop_domain,
+                                  progress=lambda done, failed: bar.update(done + failed))
+    click.echo(f"added {report.added}, removed {report.removed}, "
+               f"collisions {report.collisions}, errors {len(report.errors)}")
+    for error in report.errors:
+        click.echo(f"  {error}")
+
+
+@main.command("evaluate-tiers")
+@click.option("--shop", "shop_domain", required=True)
+def evaluate_tiers(shop_domain: str) -> None:
+    """Promote and demote ambassadors from their results now."""
+    from connector.services import tiers
+
+    c = _container()
+    _shop(c, shop_domain)
+    report = tiers.evaluate_tiers(c.uow, c.clock, shop_domain)
+    click.echo(f"evaluated {report.evaluated}: {report.promoted} promoted, "
+               f"{report.demoted} demoted, {report.in_grace} in grace")
+
+
+@main.command("approve-rewards")
+def approve_rewards() -> None:
+    """Approve every reward whose hold has ended (the hourly job, by hand)."""
+    from connector.services import attribution
+
+    c = _container()
+    click.echo(f"approved rewards of {attribution.approve_due_rewards(c.uow, c.clock)} "
+               "ambassador(s)")

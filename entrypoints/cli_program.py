@@ -8,6 +8,7 @@ import click
 
 from adapters.bootstrap import Container, bootstrap
 from adapters.logs import configure_logging
+from connector.domain.shops import Shop
 from entrypoints import jobs
 from entrypoints.cli import _settings, main
 
@@ -20,7 +21,7 @@ def _container() -> Container:
     return c
 
 
-def _shop(c: Container, domain: str):  # type: ignore[no-untyped-def]
+def _shop(c: Container, domain: str) -> Shop:
     with c.uow() as uow:
         shop = uow.shops.get(domain.strip().lower())
     if shop is None or not shop.installed:

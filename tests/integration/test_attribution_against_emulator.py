@@ -146,3 +146,19 @@ def test_customers_redact_erases_the_buyer_and_an_ambassador_who_asks(live, amba
     erased = live.api("GET", f"/ambassadors/{enrolled['id']}").json()
     assert erased["status"] == "removed" and "kai" not in erased["email"]
     assert erased["first_name"] == "" and erased["customer_id"] is None
+
+
+def test_rewards_stay_pending_during_the_hold_then_are_approved(live, ambassador):
+    from datetime import timedelta
+
+    from adapters.clock import FakeClock
+    from connector.services.attribution import approve_due_rewards
+
+    buy(live, "AVAM")
+    c = live.container
+    assert approve_due_rewards(c.uow, FakeClock(c.clock.now() + timedelta(days=29))) == 0
+    assert stats(live, ambassador["id"])["rewards"]["pending"] == "19.80"
+    assert approve_due_rewards(c.uow, FakeClock(c.clock.now() + timedelta(days=31))) == 1
+    rewards = stats(live, ambassador["id"])["rewards"]
+    assert rewards["pending"] == "0.00" and rewards["approved"] == "19.80"
+    assert approve_due_rewards(c.uow, FakeClock(c.clock.now() + timedelta(days=32))) == 0

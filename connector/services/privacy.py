@@ -51,6 +51,12 @@ def export_customer_data(
                 "status": a.status.value,
                 "code": a.code,
                 "social": dict(a.social),
+                "applications": [
+                    {"id": ap.id, "status": str(ap.status),
+                     "answers": [{"question": q.label, "answer": q.answer} for q in ap.answers],
+                     "social": dict(ap.social)}
+                    for ap in uow.applications.for_ambassador(shop.id, a.id or 0)
+                ],
             }
     summary = {
         "ambassador": ambassador,
@@ -138,10 +144,13 @@ def _anonymise_ambassador(uow: UnitOfWork, clock: Clock, shop_id: int, customer_
     if a is None or a.id is None:
         return 0
     status = a.status if a.status is AmbassadorStatus.REMOVED else AmbassadorStatus.REMOVED
+    placeholder = f"redacted-{a.id}@redacted.invalid"
+    uow.applications.redact_ambassador(shop_id, a.id, placeholder)
+    uow.notifications.redact_to(shop_id, a.email)
     uow.ambassadors.save(
         replace(
             a,
-            email=f"redacted-{a.id}@redacted.invalid",
+            email=placeholder,
             first_name="",
             last_name="",
             customer_id=None,

@@ -889,3 +889,36 @@ def test_an_erased_applicant_leaves_no_personal_data_in_applications_or_the_outb
     assert [n["to"] for n in rows(container, notifications)] == ["zoe@example.com"]
     [review] = api(client, "GET", f"/applications/{aid}").get_json()["reviews"]
     assert review["vote"] == "reject" and review["comment"] is None
+
+
+def test_a_data_request_exports_an_applicants_answers_and_redact_erases_them(
+    client, container, env, customers
+):
+    """The privacy webhooks cover applications too."""
+    from datetime import UTC, datetime
+
+    from connector.domain.webhooks import Delivery
+    from connector.services import privacy
+
+    customers.add(4242, "ann@example.com", "Ann", "Lee")
+    assert apply(client, customer_id=4242).status_code == 200
+    now = datetime.now(UTC)
+    with container.uow() as uow:
+        privacy.export_customer_data(uow, container.clock,
+                                     Delivery(1, "customers/data_request", "w1", SHOP, "{}", 1,
+                                              now),
+                                     {"customer": {"id": 4242}, "orders_requested": []})
+        uow.commit()
+        export = uow.privacy_requests.list(SHOP)[0].summary
+    answers = export["ambassador"]["applications"][0]["answers"]
+    assert answers[0]["answer"] == GOOD["answers.why"]
+    with container.uow() as uow:
+        privacy.redact_customer(uow, container.clock,
+                                Delivery(2, "customers/redact", "w2", SHOP, "{}", 1, now),
+                                {"customer": {"id": 4242}, "orders_to_redact": []})
+        uow.commit()
+        a = uow.ambassadors.by_email(env.id, f"redacted-{export['ambassador']['id']}"
+                                     "@redacted.invalid")
+        apps = uow.applications.for_ambassador(env.id, a.id)
+    assert a.first_name == "" and a.status is AmbassadorStatus.REMOVED
+    assert apps and all(GOOD["answers.why"] not in q.answer for ap in apps for q in ap.answers)

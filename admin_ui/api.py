@@ -14,7 +14,9 @@ from flask import Blueprint, current_app, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from admin_ui.openapi import openapi_document
-from connector.ports import PrivacyRequest
+from connector.ports import PlatformError, PlatformRetryable, PrivacyRequest
+from connector.services.ambassadors import ProgramError
+from connector.services.installation import NotInstalled
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +29,40 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, **headers: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message, self.headers = status, code, message, headers
+
+
+def container() -> Any:
+    """The app's container (adapters wired by bootstrap)."""
+    return current_app.extensions["ambassador"]
+
+
+def json_body(*, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object; 400 for anything else (``optional``: an empty body is {})."""
+    if optional and not request.get_data(cache=True):
+        return {}
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_json", "the body must be a JSON object")
+    return data
+
+
+def actor() -> str:
+    """Who acts, for audit trails: the merchant user of the session token."""
+    return f"merchant:{g.get('user_id') or 'admin'}"
+
+
+def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call a core service, turning its errors into API errors (never a 500 for bad input)."""
+    try:
+        return fn(*args, **kwargs)
+    except ProgramError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    except NotInstalled:
+        raise ApiError(403, "not_installed", "open the app in Shopify to reconnect it") from None
+    except PlatformRetryable as exc:
+        raise ApiError(503, "shopify_unavailable", str(exc), **{"Retry-After": "30"}) from None
+    except PlatformError as exc:
+        raise ApiError(502, "shopify_error", str(exc)) from None
 
 
 @bp.errorhandler(ApiError)

@@ -11,9 +11,9 @@ import base64
 import binascii
 from typing import Any
 
-from flask import current_app, g, jsonify, request
+from flask import g, jsonify, request
 
-from admin_ui.api import ApiError, bp
+from admin_ui.api import ApiError, actor, bp, call, container, json_body
 from connector.domain.applications import (
     Application,
     ApplicationStatus,
@@ -22,33 +22,16 @@ from connector.domain.applications import (
     share_url,
 )
 from connector.services import applications as service
-from connector.services.ambassadors import ProgramError
 
 MAX_PAGE = 200
 
 
-def _c() -> Any:
-    return current_app.extensions["ambassador"]
 
 
-def _body(*, optional: bool = False) -> dict[str, Any]:
-    if optional and not request.get_data(cache=True):
-        return {}
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    return data
 
 
-def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    try:
-        return fn(*args, **kwargs)
-    except ProgramError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from None
 
 
-def _reviewer() -> str:
-    return f"merchant:{g.get('user_id') or 'admin'}"
 
 
 def _application_id(value: str) -> int:
@@ -141,7 +124,7 @@ def list_applications() -> Any:
     except ValueError:
         raise ApiError(422, "invalid_limit", "limit must be an integer") from None
     after = _decode_cursor(request.args.get("cursor"))
-    queue = service.review_queue(_c().uow(), g.shop, status, after, limit + 1)
+    queue = service.review_queue(container().uow(), g.shop, status, after, limit + 1)
     items, more = queue.items[:limit], len(queue.items) > limit
     return jsonify(
         {
@@ -158,7 +141,7 @@ def list_applications() -> Any:
 
 @bp.get("/applications/<application_id>")
 def get_application(application_id: str) -> Any:
-    r = _run(service.review, _c().uow(), g.shop, _application_id(application_id))
+    r = call(service.review, container().uow(), g.shop, _application_id(application_id))
     return jsonify(review_json(r))
 
 
@@ -167,20 +150,20 @@ def vote(application_id: str) -> Any:
     """Vote approve or reject (one vote per reviewer; voting again replaces it). The vote that
     reaches the program's ``approvals_required`` approves the application."""
     aid = _application_id(application_id)
-    data = _body()
+    data = json_body()
     try:
         choice = VoteChoice(str(data.get("vote")))
     except ValueError:
         raise ApiError(422, "invalid_vote", 'vote is "approve" or "reject"') from None
-    c = _c()
-    r = _run(
+    c = container()
+    r = call(
         service.vote,
         c.uow(),
         c.jobs,
         c.clock,
         g.shop,
         aid,
-        reviewer=_reviewer(),
+        reviewer=actor(),
         choice=choice,
         comment=data.get("comment"),
     )
@@ -190,13 +173,13 @@ def vote(application_id: str) -> Any:
 @bp.post("/applications/<application_id>/approve")
 def approve(application_id: str) -> Any:
     aid = _application_id(application_id)
-    data = _body(optional=True)  # the body is only for the optional tier_id
+    data = json_body(optional=True)  # the body is only for the optional tier_id
     tier_id = data.get("tier_id")
     if tier_id is not None and (isinstance(tier_id, bool) or not isinstance(tier_id, int)):
         raise ApiError(422, "invalid_tier", "tier_id must be an integer")
-    c = _c()
-    r = _run(
-        service.approve, c.uow(), c.jobs, c.clock, g.shop, aid, actor=_reviewer(), tier_id=tier_id
+    c = container()
+    r = call(
+        service.approve, c.uow(), c.jobs, c.clock, g.shop, aid, actor=actor(), tier_id=tier_id
     )
     return jsonify(review_json(r))
 
@@ -205,16 +188,16 @@ def approve(application_id: str) -> Any:
 def reject(application_id: str) -> Any:
     """Turn the application down. The reason is sent to the applicant."""
     aid = _application_id(application_id)
-    data = _body()
-    c = _c()
-    r = _run(
+    data = json_body()
+    c = container()
+    r = call(
         service.reject,
         c.uow(),
         c.jobs,
         c.clock,
         g.shop,
         aid,
-        actor=_reviewer(),
+        actor=actor(),
         reason=data.get("reason"),
     )
     return jsonify(review_json(r))

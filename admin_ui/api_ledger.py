@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, g, jsonify, request
+from flask import g, jsonify, request
 
-from admin_ui.api import ApiError, bp
+from admin_ui.api import ApiError, bp, container
 from connector.domain.attribution import EXPLANATIONS
 from connector.domain.money import Money
 
@@ -24,7 +24,7 @@ def _order_id(value: str) -> int:
 @bp.get("/orders/<path:order_id>/attribution")
 def order_attribution(order_id: str) -> Any:
     """Who was credited for the order and by which rule, or why nobody was."""
-    c = current_app.extensions["ambassador"]
+    c = container()
     oid = _order_id(order_id)
     with c.uow() as uow:
         record = uow.ledger.attribution(g.shop.id, oid)
@@ -60,7 +60,7 @@ def ambassador_ledger(ambassador_id: str) -> Any:
     """The ambassador's ledger entries, newest first (cursor: the last entry id seen)."""
     if not ambassador_id.isdigit():
         raise ApiError(404, "not_found", "no such ambassador")
-    c = current_app.extensions["ambassador"]
+    c = container()
     cursor = request.args.get("cursor")
     if cursor is not None and not cursor.isdigit():
         raise ApiError(422, "invalid_cursor", "the cursor is not one this API gave")

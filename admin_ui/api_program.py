@@ -10,63 +10,39 @@ import binascii
 from decimal import Decimal
 from typing import Any
 
-from flask import current_app, g, jsonify, request
+from flask import g, jsonify, request
 
-from admin_ui.api import ApiError, bp
+from admin_ui.api import ApiError, actor, bp, call, container, json_body
 from connector.domain.ambassadors import Ambassador, AmbassadorStatus
 from connector.domain.money import Money
 from connector.domain.tiers import Tier
 from connector.ports import (
     AmbassadorQuery,
     Job,
-    PlatformError,
-    PlatformRetryable,
     RewardTotals,
 )
 from connector.services import ambassadors as service
 from connector.services import program, tiers
-from connector.services.installation import NotInstalled
 
 MAX_PAGE = 200
 
 
-def _c() -> Any:
-    return current_app.extensions["ambassador"]
 
 
-def _body() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ApiError(400, "invalid_json", "the body must be a JSON object")
-    return data
 
 
-def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call a service, turning its errors into API errors."""
-    try:
-        return fn(*args, **kwargs)
-    except service.ProgramError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from None
-    except NotInstalled:
-        raise ApiError(403, "not_installed", "open the app in Shopify to reconnect it") from None
-    except PlatformRetryable as exc:
-        raise ApiError(503, "shopify_unavailable", str(exc), **{"Retry-After": "30"}) from None
-    except PlatformError as exc:
-        raise ApiError(502, "shopify_error", str(exc)) from None
 
 
-def _actor() -> str:
-    return f"merchant:{g.get('user_id') or 'admin'}"
 
 
 def _tiers() -> dict[int | None, Tier]:
-    with _c().uow() as uow:
+    with container().uow() as uow:
         return {t.id: t for t in uow.program.tiers(g.shop.id)}
 
 
 def render(ambassadors: list[Ambassador]) -> list[dict[str, Any]]:
     """Ambassador JSON for a page of ambassadors: tiers and statistics read once."""
-    with _c().uow() as uow:
+    with container().uow() as uow:
         tiers = {t.id: t for t in uow.program.tiers(g.shop.id)}
         totals = uow.ledger.totals(g.shop.id, [a.id for a in ambassadors if a.id is not None])
     return [ambassador_json(a, tiers, totals.get(a.id or 0)) for a in ambassadors]
@@ -140,17 +116,17 @@ def _customer_id(value: Any) -> int:
 
 @bp.post("/ambassadors")
 def create_ambassador() -> Any:
-    data = _body()
-    c = _c()
+    data = json_body()
+    c = container()
     if "customer_id" in data:
         customer_id = _customer_id(data["customer_id"])
-        customer = _run(
+        customer = call(
             c.discounts.get_customer,
             g.shop.domain,
-            _run(c.access_token, g.shop.domain),
+            call(c.access_token, g.shop.domain),
             customer_id,
         )
-        result = _run(
+        result = call(
             service.enrol_customer,
             c.uow(),
             c.jobs,
@@ -158,14 +134,14 @@ def create_ambassador() -> Any:
             g.shop,
             customer,
             customer_id=customer_id,
-            actor=_actor(),
+            actor=actor(),
             tier_id=data.get("tier_id"),
         )
     elif "email" in data:
         for field in ("email", "first_name", "last_name"):
             if not isinstance(data.get(field, ""), str):
                 raise ApiError(422, "invalid_field", f"{field} must be a string")
-        result = _run(
+        result = call(
             service.enrol,
             c.uow(),
             c.jobs,
@@ -174,7 +150,7 @@ def create_ambassador() -> Any:
             email=data["email"],
             first_name=data.get("first_name", ""),
             last_name=data.get("last_name", ""),
-            actor=_actor(),
+            actor=actor(),
             tier_id=data.get("tier_id"),
         )
     else:
@@ -202,7 +178,7 @@ def list_ambassadors() -> Any:
     after = _decode_cursor(request.args.get("cursor"))
     q = (request.args.get("q") or "").strip()[:200] or None
     rows = service.list_ambassadors(
-        _c().uow(),
+        container().uow(),
         g.shop,
         AmbassadorQuery(status=status, tier_id=tier_id, text=q, after_id=after, limit=limit + 1),
     )
@@ -240,7 +216,7 @@ def _ambassador_id(value: str) -> int:
 
 @bp.get("/ambassadors/<ambassador_id>")
 def get_ambassador(ambassador_id: str) -> Any:
-    with _c().uow() as uow:
+    with container().uow() as uow:
         a = uow.ambassadors.get(g.shop.id, _ambassador_id(ambassador_id))
     if a is None:
         raise ApiError(404, "not_found", "no such ambassador")
@@ -250,7 +226,7 @@ def get_ambassador(ambassador_id: str) -> Any:
 @bp.get("/ambassadors/<ambassador_id>/history")
 def ambassador_history(ambassador_id: str) -> Any:
     aid = _ambassador_id(ambassador_id)
-    with _c().uow() as uow:
+    with container().uow() as uow:
         if uow.ambassadors.get(g.shop.id, aid) is None:
             raise ApiError(404, "not_found", "no such ambassador")
         entries = uow.ambassadors.history(g.shop.id, aid)
@@ -274,7 +250,7 @@ def ambassador_history(ambassador_id: str) -> Any:
 
 @bp.post("/ambassadors/<ambassador_id>/status")
 def change_status(ambassador_id: str) -> Any:
-    data = _body()
+    data = json_body()
     try:
         status = AmbassadorStatus(str(data.get("status")))
     except ValueError:
@@ -284,8 +260,8 @@ def change_status(ambassador_id: str) -> Any:
     reason = data.get("reason")
     if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
         raise ApiError(422, "invalid_reason", "reason: text up to 1000 characters")
-    c = _c()
-    a = _run(
+    c = container()
+    a = call(
         service.change_status,
         c.uow(),
         c.jobs,
@@ -293,7 +269,7 @@ def change_status(ambassador_id: str) -> Any:
         g.shop,
         _ambassador_id(ambassador_id),
         status,
-        actor=_actor(),
+        actor=actor(),
         reason=reason,
     )
     return jsonify(render_one(a))
@@ -301,22 +277,22 @@ def change_status(ambassador_id: str) -> Any:
 
 @bp.post("/ambassadors/<ambassador_id>/tier")
 def change_tier(ambassador_id: str) -> Any:
-    data = _body()
+    data = json_body()
     tier_id = data.get("tier_id")
     if tier_id is not None and (isinstance(tier_id, bool) or not isinstance(tier_id, int)):
         raise ApiError(422, "invalid_tier", "tier_id must be an integer or null")
     lock = data.get("locked", True)
     if not isinstance(lock, bool):
         raise ApiError(422, "invalid_field", "locked must be true or false")
-    c = _c()
-    a = _run(
+    c = container()
+    a = call(
         service.set_tier,
         c.uow(),
         c.clock,
         g.shop,
         _ambassador_id(ambassador_id),
         tier_id,
-        actor=_actor(),
+        actor=actor(),
         reason=data.get("reason"),
         lock=lock,
     )
@@ -325,11 +301,11 @@ def change_tier(ambassador_id: str) -> Any:
 
 @bp.post("/ambassadors/<ambassador_id>/code")
 def change_code(ambassador_id: str) -> Any:
-    data = _body()
+    data = json_body()
     if not isinstance(data.get("code"), str):
         raise ApiError(422, "invalid_code", "code must be a string")
-    c = _c()
-    a = _run(
+    c = container()
+    a = call(
         service.set_code,
         c.uow(),
         c.jobs,
@@ -337,7 +313,7 @@ def change_code(ambassador_id: str) -> Any:
         g.shop,
         _ambassador_id(ambassador_id),
         data["code"],
-        actor=_actor(),
+        actor=actor(),
     )
     return jsonify(render_one(a))
 
@@ -345,16 +321,16 @@ def change_code(ambassador_id: str) -> Any:
 @bp.post("/ambassadors/bulk")
 def bulk_enrol() -> Any:
     """Enrol many customers (e.g. the top 50 candidates) as a background task with progress."""
-    data = _body()
+    data = json_body()
     raw = data.get("customer_ids")
     if not isinstance(raw, list) or not raw or len(raw) > 10_000:
         raise ApiError(422, "invalid_customer_ids", "customer_ids: a list of 1 to 10,000 ids")
     ids = list(dict.fromkeys(_customer_id(v) for v in raw))
-    c = _c()
+    c = container()
     with c.uow() as uow:
         run_id = uow.task_runs.start(g.shop.id, "enrol_customers", len(ids))
         uow.after_commit(
-            lambda: c.jobs.enqueue(Job.ENROL_CUSTOMERS, g.shop.domain, run_id, ids, _actor())
+            lambda: c.jobs.enqueue(Job.ENROL_CUSTOMERS, g.shop.domain, run_id, ids, actor())
         )
         shop_domain = g.shop.domain
         uow.commit()
@@ -365,7 +341,7 @@ def bulk_enrol() -> Any:
 
 @bp.get("/tasks/<int:task_id>")
 def task(task_id: int) -> Any:
-    with _c().uow() as uow:
+    with container().uow() as uow:
         run = uow.task_runs.get(g.shop.id, task_id)
     if run is None:
         raise ApiError(404, "not_found", "no such task")
@@ -390,8 +366,8 @@ def candidates() -> Any:
         limit = min(max(int(request.args.get("limit", 50)), 1), 500)
     except ValueError:
         raise ApiError(422, "invalid_limit", "limit must be an integer") from None
-    c = _c()
-    found = _run(
+    c = container()
+    found = call(
         program.find_candidates, c.uow(), c.discounts, c.access_token, c.clock, g.shop, limit=limit
     )
     return jsonify(
@@ -418,13 +394,13 @@ def candidates() -> Any:
 
 @bp.get("/program/settings")
 def get_settings() -> Any:
-    with _c().uow() as uow:
+    with container().uow() as uow:
         return jsonify(uow.program.settings(g.shop.id).to_dict())
 
 
 @bp.patch("/program/settings")
 def patch_settings() -> Any:
-    updated = _run(program.update_settings, _c().uow(), g.shop, _body())
+    updated = call(program.update_settings, container().uow(), g.shop, json_body())
     return jsonify(updated.to_dict())
 
 
@@ -448,19 +424,19 @@ def list_tiers() -> Any:
 
 @bp.post("/tiers")
 def create_tier() -> Any:
-    tier = _run(program.parse_tier, _body())
-    return jsonify(tier_json(_run(program.save_tier, _c().uow(), g.shop, tier))), 201
+    tier = call(program.parse_tier, json_body())
+    return jsonify(tier_json(call(program.save_tier, container().uow(), g.shop, tier))), 201
 
 
 @bp.put("/tiers/<int:tier_id>")
 def update_tier(tier_id: int) -> Any:
-    tier = _run(program.parse_tier, _body(), tier_id)
-    return jsonify(tier_json(_run(program.save_tier, _c().uow(), g.shop, tier)))
+    tier = call(program.parse_tier, json_body(), tier_id)
+    return jsonify(tier_json(call(program.save_tier, container().uow(), g.shop, tier)))
 
 
 @bp.delete("/tiers/<int:tier_id>")
 def delete_tier(tier_id: int) -> Any:
-    c = _c()
+    c = container()
     with c.uow() as uow:
         if not uow.program.delete_tier(g.shop.id, tier_id):
             raise ApiError(404, "not_found", "no such tier")
@@ -471,14 +447,14 @@ def delete_tier(tier_id: int) -> Any:
 @bp.post("/tiers/preview")
 def preview_tiers() -> Any:
     """What-if: where would everyone land with these tiers? Nothing is saved."""
-    data = _body()
+    data = json_body()
     raw = data.get("tiers")
     if not isinstance(raw, list) or not raw or len(raw) > 20:
         raise ApiError(422, "invalid_tiers", "tiers: a list of 1 to 20 tiers")
     proposed = [
-        _run(program.parse_tier, t, t.get("id") if isinstance(t, dict) else None) for t in raw
+        call(program.parse_tier, t, t.get("id") if isinstance(t, dict) else None) for t in raw
     ]
-    c = _c()
+    c = container()
     result = program.preview_tiers(c.uow(), g.shop, proposed, tiers.results_for(c.uow, c.clock))
     return jsonify(
         {
@@ -505,8 +481,8 @@ def import_csv() -> Any:
     if len(rows) > API_IMPORT_ROWS:
         raise ApiError(422, "too_many_rows", f"at most {API_IMPORT_ROWS} rows here; use the "
                        "`ambassador import-csv` command for larger files")
-    c = _c()
-    report = csv_import.import_rows(c.uow, c.jobs, c.clock, g.shop, rows, actor=_actor())
+    c = container()
+    report = csv_import.import_rows(c.uow, c.jobs, c.clock, g.shop, rows, actor=actor())
     return jsonify(report.as_dict())
 
 

@@ -6,11 +6,12 @@ tests plug in fakes (``FakeX``) through :func:`adapters.bootstrap.bootstrap`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from contextlib import AbstractContextManager
 from typing import Any, Protocol, Self
 
 from connector.domain.ambassadors import Ambassador, AuditEntry
@@ -198,6 +199,9 @@ class UnitOfWork(Protocol):
     @property
     def ledger(self) -> LedgerRepository: ...
 
+    @property
+    def reconciliation(self) -> ReconciliationRepository: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None: ...
@@ -207,6 +211,10 @@ class UnitOfWork(Protocol):
     def rollback(self) -> None: ...
 
     def after_commit(self, callback: Callable[[], None]) -> None: ...
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested transaction: an exception inside rolls back to it (and propagates)."""
+        ...
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
@@ -285,6 +293,7 @@ class Job(StrEnum):
     APPROVE_REWARDS = "approve_rewards"
     EVALUATE_TIERS = "evaluate_tiers"
     SEND_NOTIFICATIONS = "send_notifications"
+    RECONCILE_ORDERS = "reconcile_orders"
 
 
 class JobQueue(Protocol):
@@ -627,7 +636,13 @@ class LedgerRepository(Protocol):
     def approve_due(self, now: datetime, limit: int = 5000) -> list[tuple[int, int]]: ...
 
     def refresh_stats(self, shop_id: int, ambassador_id: int, currency: str | None) -> None:
-        """Recompute from the ledger (``currency`` None: the ambassador's entries' currency)."""
+        """Recompute from the ledger before the commit (``currency`` None: the ambassador's
+        entries' currency)."""
+        ...
+
+    def flush(self) -> None:
+        """Recompute the statistics marked by :meth:`refresh_stats` (the unit of work calls it
+        before committing)."""
         ...
 
     def totals(self, shop_id: int, ambassador_ids: list[int]) -> dict[int, RewardTotals]: ...
@@ -732,4 +747,99 @@ class NotificationOutbox(Protocol):
     def redact_to(self, shop_id: int, to: str) -> int:
         """customers/redact: delete every message to this address (pending ones are never
         sent). Returns how many."""
+        ...
+
+
+# --- reconciliation of missed webhooks ------------------------------------------------------
+
+
+class OrderSource(Protocol):
+    """Orders as the store has them now, for reconciliation. Each order is a REST-shaped dict
+    (the shape of webhook bodies) that :meth:`Order.from_payload` reads, refunds included."""
+
+    def updated_since(
+        self,
+        shop_domain: str,
+        access_token: str,
+        since: datetime,
+        page_size: int = 50,
+        *,
+        until: datetime | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Every order updated in ``[since, until]``, oldest update first, paginated and paced
+        by the platform's rate limit (the adapter may cap ``page_size``). Raises
+        :class:`PlatformError` subclasses."""
+        ...
+
+    def order(self, shop_domain: str, access_token: str, order_id: int) -> dict[str, Any] | None:
+        """One order as it is now; None when the store has no such order."""
+        ...
+
+
+@dataclass(frozen=True)
+class ReconcileCounts:
+    seen: int = 0
+    applied: int = 0
+    found_only_here: int = 0  # orders we had never stored: their webhooks were missed
+    stale: int = 0  # Shopify's listing was older than what we hold (not applied)
+    errors: int = 0
+
+
+@dataclass(frozen=True)
+class ReconciliationRun:
+    id: int
+    shop_id: int
+    status: str  # running | done | failed
+    window_start: datetime
+    window_end: datetime
+    started_at: datetime
+    finished_at: datetime | None
+    counts: ReconcileCounts
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookLag:
+    """How late deliveries reached us: ``received_at - triggered_at`` (Shopify's header)."""
+
+    deliveries: int
+    p50_seconds: float | None
+    max_seconds: float | None
+
+
+class ReconciliationRepository(Protocol):
+    """Reconciliation runs (their windows are the watermark), and the webhook-health figures
+    they are read with."""
+
+    def start(
+        self,
+        shop_id: int,
+        window_start: datetime,
+        window_end: datetime,
+        *,
+        abandoned_before: datetime,
+    ) -> int | None:
+        """Record a running run and return its id; None (nothing recorded) when one of the shop
+        is already running. Runs still ``running`` that started before ``abandoned_before`` (a
+        killed worker) are closed as failed first. Callers hold the shop's row lock."""
+        ...
+
+    def progress(self, run_id: int, counts: ReconcileCounts) -> None: ...
+
+    def finish(
+        self, run_id: int, status: str, counts: ReconcileCounts, error: str | None = None
+    ) -> None: ...
+
+    def watermark(self, shop_id: int) -> datetime | None:
+        """The end of the newest window read completely (the latest ``done`` run)."""
+        ...
+
+    def last(self, shop_id: int) -> ReconciliationRun | None: ...
+
+    def found_since(self, shop_id: int, since: datetime) -> int:
+        """Orders found only by reconciliation in runs started since ``since``."""
+        ...
+
+    def webhook_lag(self, shop_domain: str, since: datetime) -> WebhookLag:
+        """Lag of the shop's deliveries received since ``since`` (those with a trigger time)."""
         ...

@@ -293,6 +293,7 @@ class SqlAlchemyLedgerRepository:
     def __init__(self, conn: sa.Connection, now: datetime) -> None:
         self._conn = conn
         self._now = now
+        self._stale: dict[tuple[int, int], str | None] = {}
 
     # --- attribution records ----------------------------------------------------------
 
@@ -450,8 +451,18 @@ class SqlAlchemyLedgerRepository:
         return sorted({(r.shop_id, r.ambassador_id) for r in due})
 
     def refresh_stats(self, shop_id: int, ambassador_id: int, currency: str | None) -> None:
-        """Recompute the ambassador's figures from the ledger and the attribution records, in
-        the same transaction as the entries that changed them (never out of step)."""
+        """Mark the ambassador's figures for recomputation; :meth:`flush` (run by the unit of
+        work just before it commits) recomputes each marked ambassador once, in the same
+        transaction as the entries that changed them, so they are never out of step."""
+        key = (shop_id, ambassador_id)
+        self._stale[key] = currency or self._stale.get(key)
+
+    def flush(self) -> None:
+        stale, self._stale = self._stale, {}
+        for (shop_id, ambassador_id), currency in sorted(stale.items()):
+            self._recompute_stats(shop_id, ambassador_id, currency)
+
+    def _recompute_stats(self, shop_id: int, ambassador_id: int, currency: str | None) -> None:
         currency = (
             currency
             or self._conn.execute(
@@ -537,6 +548,7 @@ class SqlAlchemyLedgerRepository:
                               new_customers=int(r[3] or 0)) for r in rows}
 
     def totals(self, shop_id: int, ambassador_ids: list[int]) -> dict[int, RewardTotals]:
+        self.flush()
         if not ambassador_ids:
             return {}
         rows = self._conn.execute(

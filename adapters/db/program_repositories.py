@@ -322,14 +322,22 @@ class SqlAlchemyProgramRepository:
     def __init__(self, conn: sa.Connection, now: datetime) -> None:
         self._conn = conn
         self._now = now
+        # Read once per transaction: a batch of webhooks asks for them for every event.
+        self._settings: dict[int, ProgramSettings] = {}
+        self._tiers: dict[int, list[Tier]] = {}
 
     def settings(self, shop_id: int) -> ProgramSettings:
+        if shop_id in self._settings:
+            return self._settings[shop_id]
         row = self._conn.execute(
             sa.select(program_settings.c.settings).where(program_settings.c.shop_id == shop_id)
         ).first()
-        return ProgramSettings.from_dict(row.settings) if row else ProgramSettings()
+        found = ProgramSettings.from_dict(row.settings) if row else ProgramSettings()
+        self._settings[shop_id] = found
+        return found
 
     def save_settings(self, shop_id: int, settings: ProgramSettings) -> None:
+        self._settings[shop_id] = settings
         from adapters.db.repositories import _insert
 
         stmt = _insert(self._conn, program_settings).values(
@@ -343,13 +351,15 @@ class SqlAlchemyProgramRepository:
         )
 
     def tiers(self, shop_id: int) -> list[Tier]:
+        if shop_id in self._tiers:
+            return list(self._tiers[shop_id])
         t = tiers.c
         rows = self._conn.execute(
             sa.select(tiers)
             .where(t.shop_id == shop_id, t.archived_at.is_(None))
             .order_by(t.position, t.id)
         )
-        return [
+        found = [
             Tier(
                 r.id,
                 r.name,
@@ -362,8 +372,11 @@ class SqlAlchemyProgramRepository:
             )
             for r in rows
         ]
+        self._tiers[shop_id] = found
+        return list(found)
 
     def save_tier(self, shop_id: int, tier: Tier) -> Tier:
+        self._tiers.pop(shop_id, None)
         values = {
             "shop_id": shop_id,
             "name": tier.name,
@@ -397,6 +410,7 @@ class SqlAlchemyProgramRepository:
         )
 
     def delete_tier(self, shop_id: int, tier_id: int) -> bool:
+        self._tiers.pop(shop_id, None)
         # Archived, not deleted: ledger entries and history keep pointing at it.
         result = self._conn.execute(
             sa.update(tiers)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Self
 
 import sqlalchemy as sa
@@ -21,6 +22,7 @@ from adapters.db.program_repositories import (
     SqlAlchemyProgramRepository,
     SqlAlchemyTaskRunRepository,
 )
+from adapters.db.reconciliation_repository import SqlAlchemyReconciliationRepository
 from adapters.db.repositories import (
     SqlAlchemyInboxRepository,
     SqlAlchemyOAuthStateRepository,
@@ -66,6 +68,7 @@ class SqlAlchemyUnitOfWork:
         self.notifications = SqlAlchemyNotificationOutbox(self._conn, now)
         self.orders = SqlAlchemyOrderRepository(self._conn, now)
         self.ledger = SqlAlchemyLedgerRepository(self._conn, now)
+        self.reconciliation = SqlAlchemyReconciliationRepository(self._conn, now)
         self._callbacks = []
         return self
 
@@ -92,6 +95,7 @@ class SqlAlchemyUnitOfWork:
         return self._conn
 
     def commit(self) -> None:
+        self.ledger.flush()  # deferred statistics, computed once per ambassador per commit
         try:
             self.connection.commit()
         except sa.exc.OperationalError as exc:
@@ -105,6 +109,11 @@ class SqlAlchemyUnitOfWork:
     def rollback(self) -> None:
         self._callbacks = []
         self.connection.rollback()
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        with self.connection.begin_nested():
+            yield
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self._callbacks.append(callback)

@@ -93,54 +93,66 @@ def process_inbox(
         if not batch:
             break
         result.batches += 1
-        for delivery in batch:
-            _apply(uow_factory, handlers, clock, delivery, result)
+        _apply_batch(uow_factory, handlers, clock, batch, result)
     return result
 
 
-def _apply(
+def _apply_batch(
     uow_factory: UnitOfWorkFactory,
     handlers: Mapping[str, Handler],
     clock: Clock,
-    delivery: Delivery,
+    batch: list[Delivery],
     result: DrainResult,
 ) -> None:
-    context = {"delivery_id": delivery.id, "topic": delivery.topic, "shop": delivery.shop_domain}
-    try:
-        payload = json.loads(delivery.body)
-        customer_id, order_id = subject_of(delivery.topic, payload)
-        handler = handlers.get(delivery.topic)
-        note: str | None
-        with uow_factory() as uow:
-            if handler is None:
-                status, note = DeliveryStatus.SKIPPED, "no handler for this topic in this version"
-            else:
-                status, note = DeliveryStatus.PROCESSED, handler(uow, delivery, payload)
-            uow.inbox.complete(
-                delivery.id,
-                status,
-                clock.now(),
-                customer_id=customer_id,
-                order_id=order_id,
-                note=note,
-            )
-            uow.commit()
-    except Exception as exc:
-        final = delivery.attempts >= MAX_ATTEMPTS
-        error = f"{type(exc).__name__}: {exc}"[:2000]
-        log.exception("inbox.delivery_failed", extra={**context, "final": final})
-        now = clock.now()
-        retry_at = None if final else now + retry_delay(delivery.attempts)
-        with uow_factory() as uow:
-            uow.inbox.fail(delivery.id, error, now, retry_at=retry_at)
-            uow.commit()
-        result.failed += 1
-        result.errors.append(error)
-        return
-    if status is DeliveryStatus.SKIPPED:
-        result.skipped += 1
+    """One transaction for the batch, a savepoint per delivery.
+
+    A failing delivery rolls back to its savepoint (its effects vanish, the others stay) and is
+    recorded as failed in the same transaction. If the commit itself fails, nothing of the batch
+    is applied and every row comes back when its lease expires: at-least-once delivery to the
+    handlers, whose effects are idempotent.
+    """
+    outcomes: list[tuple[Delivery, str | None, str | None]] = []  # (delivery, status, error)
+    with uow_factory() as uow:
+        for delivery in batch:
+            try:
+                with uow.savepoint():
+                    status = _apply_one(uow, handlers, clock, delivery)
+                outcomes.append((delivery, status, None))
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"[:2000]
+                final = delivery.attempts >= MAX_ATTEMPTS
+                log.exception("inbox.delivery_failed", extra={
+                    "delivery_id": delivery.id, "topic": delivery.topic,
+                    "shop": delivery.shop_domain, "final": final})
+                now = clock.now()
+                retry_at = None if final else now + retry_delay(delivery.attempts)
+                uow.inbox.fail(delivery.id, error, now, retry_at=retry_at)
+                outcomes.append((delivery, None, error))
+        uow.commit()
+    for _delivery, outcome, failure in outcomes:
+        if failure is not None:
+            result.failed += 1
+            result.errors.append(failure)
+        elif outcome == DeliveryStatus.SKIPPED:
+            result.skipped += 1
+        else:
+            result.processed += 1
+
+
+def _apply_one(
+    uow: UnitOfWork, handlers: Mapping[str, Handler], clock: Clock, delivery: Delivery
+) -> str:
+    payload = json.loads(delivery.body)
+    customer_id, order_id = subject_of(delivery.topic, payload)
+    handler = handlers.get(delivery.topic)
+    note: str | None
+    if handler is None:
+        status, note = DeliveryStatus.SKIPPED, "no handler for this topic in this version"
     else:
-        result.processed += 1
+        status, note = DeliveryStatus.PROCESSED, handler(uow, delivery, payload)
+    uow.inbox.complete(delivery.id, status, clock.now(), customer_id=customer_id,
+                       order_id=order_id, note=note)
+    return status
 
 
 def sweep_inbox(uow_factory: UnitOfWorkFactory, jobs: JobQueue, clock: Clock) -> bool:

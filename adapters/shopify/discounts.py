@@ -70,6 +70,12 @@ mutation RemoveAmbassadorCodes($discountId: ID!, $ids: [ID!]) {
 }
 """
 
+BULK_CREATION_DONE = """
+query AmbassadorCodesCreationDone($id: ID!) {
+  discountRedeemCodeBulkCreation(id: $id) { done }
+}
+"""
+
 JOB = """
 query AmbassadorJob($id: ID!) { job(id: $id) { id done } }
 """
@@ -222,17 +228,19 @@ class ShopifyDiscounts:
     ) -> list[RedeemCodeResult]:
         deadline = time.monotonic() + self._poll_timeout
         delay = 0.2
+        # Poll the cheap `done` flag; read the (costly) per-code results once, when done.
         while True:
-            first = self._gql.execute(
-                shop_domain, access_token, BULK_CREATION, {"id": creation_id}, estimated_cost=30
-            ).data
-            creation = first["discountRedeemCodeBulkCreation"]
-            if creation and creation["done"]:
+            state = self._gql.execute(shop_domain, access_token, BULK_CREATION_DONE,
+                                      {"id": creation_id}, estimated_cost=1).data
+            if (state.get("discountRedeemCodeBulkCreation") or {}).get("done"):
                 break
             if time.monotonic() > deadline:
                 raise PlatformError(f"{shop_domain}: code creation {creation_id} not done")
             self._sleep(delay)
             delay = min(delay * 2, 5.0)
+        creation = self._gql.execute(shop_domain, access_token, BULK_CREATION,
+                                     {"id": creation_id}, estimated_cost=30
+                                     ).data["discountRedeemCodeBulkCreation"]
         by_code: dict[str, RedeemCodeResult] = {}
         page: dict[str, Any] | None = creation
         while page is not None:

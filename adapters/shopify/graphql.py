@@ -73,6 +73,9 @@ class ShopifyGraphQLClient:
         self._sleep = sleep
         self._monotonic = monotonic
         self._buckets: dict[str, _Bucket] = {}
+        # Requested cost per document, as Shopify reported it: callers' estimates are a floor,
+        # what the platform said last time is the better guess (connections cost by `first`).
+        self._learned: dict[int, float] = {}
         self._lock = threading.Lock()
         self.calls = 0
         self.throttled = 0
@@ -91,6 +94,8 @@ class ShopifyGraphQLClient:
         ``max_wait``)."""
         started = self._monotonic()
         failures = 0
+        document = hash(query)
+        estimated_cost = max(estimated_cost, self._learned.get(document, 0.0))
         while True:
             self._wait_for_capacity(shop, estimated_cost)
             self.calls += 1
@@ -109,6 +114,10 @@ class ShopifyGraphQLClient:
             cost = (extensions or {}).get("cost") if isinstance(extensions, Mapping) else None
             if cost:
                 self._record(shop, cost)
+                requested = cost.get("requestedQueryCost")
+                if isinstance(requested, int | float):
+                    self._learned[document] = float(requested)
+                    estimated_cost = max(estimated_cost, float(requested))
             if result.ok:
                 return GraphQLResponse(data=result.data or {}, cost=cost)
             if status == 401:

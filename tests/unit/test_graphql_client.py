@@ -143,3 +143,12 @@ def test_reroute_transport_sends_shop_urls_to_the_stand_in():
     http.post(f"https://{SHOP}/admin/oauth/access_token?x=1", content=json.dumps({"a": 1}))
     assert str(seen[0].url) == f"http://127.0.0.1:9999/base/{SHOP}/admin/oauth/access_token?x=1"
     assert seen[0].content == b'{"a": 1}'
+
+
+def test_a_documents_reported_cost_is_remembered_for_pacing_the_next_call():
+    clock = Clock()
+    gql, seen = client_for([ok({}, available=100, requested=500), ok({}, available=0)], clock)
+    gql.execute(SHOP, "t", "{ big }", estimated_cost=10)
+    gql.execute(SHOP, "t", "{ big }", estimated_cost=10)  # the caller still guesses 10
+    assert clock.sleeps == [pytest.approx((500 - 100) / 100)]
+    assert gql.throttled == 0

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 
 from adapters.db.engine import DatabaseUnavailable
 from admin_ui.shopify_urls import admin_app_url, shop_url
-from connector.domain.shops import InvalidShopDomain, normalise_shop_domain
+from connector.domain.shops import InvalidShopDomain, Shop, normalise_shop_domain
 from connector.ports import PlatformError
 from connector.services import installation
 
@@ -23,9 +23,14 @@ def _page(status: int, title: str, message: str) -> Response:
     return Response(html, status=status, mimetype="text/html")
 
 
-@bp.get("/app")
-def app_home() -> Any:
-    """``/app?shop=S&host=H&id_token=T``: verify T; install (token exchange) if needed; render."""
+def embedded_shop() -> Shop | Response:
+    """What every embedded admin page (``/app``, ``/app/...``) checks first.
+
+    ``?shop=S&host=H&id_token=T``: verifies T (signature, audience, expiry, ``dest`` = S) and
+    installs (token exchange) when the shop has no valid offline token. Returns the installed
+    shop, or the response to send instead: 400 for a bad shop domain, the bounce through the
+    patch-id-token page when there is no token, 401, 502 or 503.
+    """
     c = current_app.extensions["ambassador"]
     try:
         shop = normalise_shop_domain(request.args.get("shop"))
@@ -51,17 +56,37 @@ def app_home() -> Any:
         return _page(502, "Shopify did not answer", "Installation could not finish; try again.")
     except DatabaseUnavailable:
         return _page(503, "Temporarily unavailable", "Please try again in a moment.")
+    return installed
+
+
+def embedded_page(template: str, shop: Shop, **context: Any) -> Response:
+    """Render an embedded admin page for ``shop``; only the Shopify admin may frame it."""
+    c = current_app.extensions["ambassador"]
     html = render_template(
-        "app.html",
-        shop=installed,
+        template,
+        shop=shop,
         api_key=c.settings.shopify_api_key,
         host=request.args.get("host", ""),
+        demo=c.settings.demo,
+        **context,
     )
     response = Response(html, mimetype="text/html")
     response.headers["Content-Security-Policy"] = (
-        f"frame-ancestors https://{shop} https://admin.shopify.com;"
+        f"frame-ancestors https://{shop.domain} https://admin.shopify.com;"
     )
     return response
+
+
+@bp.get("/app")
+def app_home() -> Any:
+    """``/app?shop=S&host=H&id_token=T``: verify T; install (token exchange) if needed; render."""
+    shop = embedded_shop()
+    if isinstance(shop, Response):
+        return shop
+    assert shop.id is not None
+    with current_app.extensions["ambassador"].uow() as uow:
+        counts = uow.ambassadors.count_by_status(shop.id)
+    return embedded_page("app.html", shop, counts=counts)
 
 
 @bp.get("/app/patch-id-token")

@@ -286,6 +286,64 @@ SCHEMAS: dict[str, Any] = {
             },
         ]
     },
+    "WebhookHealth": {
+        "type": "object",
+        "properties": {
+            "inbox": {
+                "type": "object",
+                "description": "deliveries stored but not yet applied",
+                "properties": {
+                    "pending": {"type": "integer"},
+                    "processing": {"type": "integer"},
+                    "failed": {"type": "integer"},
+                    "oldest_pending_at": _TS,
+                    "oldest_pending_age_seconds": {"type": "number", "nullable": True},
+                    "last_received_at": _TS,
+                },
+            },
+            "lag": {
+                "type": "object",
+                "description": "received_at - X-Shopify-Triggered-At of the last 24 hours",
+                "properties": {
+                    "window_hours": {"type": "integer"},
+                    "deliveries": {"type": "integer"},
+                    "p50_seconds": {"type": "number", "nullable": True},
+                    "max_seconds": {"type": "number", "nullable": True},
+                },
+            },
+            "reconciliation": {
+                "type": "object",
+                "properties": {
+                    "last_run": {
+                        "type": "object",
+                        "nullable": True,
+                        "properties": {
+                            "id": {"type": "integer"},
+                            "status": {"type": "string", "enum": ["running", "done", "failed"]},
+                            "started_at": _TS,
+                            "finished_at": _TS,
+                            "window_start": _TS,
+                            "window_end": _TS,
+                            "seen": {"type": "integer"},
+                            "applied": {"type": "integer"},
+                            "found_only_by_reconciliation": {"type": "integer"},
+                            "stale": {"type": "integer"},
+                            "errors": {"type": "integer"},
+                            "error": {"type": "string", "nullable": True},
+                        },
+                    },
+                    "complete_through": {
+                        **_TS,
+                        "description": "orders updated before this were all read",
+                    },
+                    "found_only_by_reconciliation_7d": {
+                        "type": "integer",
+                        "description": "orders whose webhooks never came, last 7 days",
+                    },
+                },
+            },
+        },
+    },
     "ApplicationPage": {
         "type": "object",
         "properties": {
@@ -515,6 +573,12 @@ def openapi_document() -> dict[str, Any]:
                         "required": ["reason"],
                         "properties": {"reason": {"type": "string", "maxLength": 1000}},
                     },
+                )
+            },
+            "/health/webhooks": {
+                "get": _op(
+                    "Webhook intake health: inbox backlog, lag, and what reconciliation found",
+                    _json(_ref("WebhookHealth")),
                 )
             },
             "/tiers/preview": {

@@ -13,6 +13,7 @@ from flask import Flask, jsonify, request
 
 # Imported for their side effect: each registers its routes on the API blueprint.
 import admin_ui.api_applications
+import admin_ui.api_health
 import admin_ui.api_ledger
 import admin_ui.api_program  # noqa: F401
 from adapters.bootstrap import Container, bootstrap
@@ -22,6 +23,7 @@ from adapters.queue.registry import SCHEDULE
 from adapters.settings import Settings
 from admin_ui.api import bp as api_bp
 from admin_ui.app_home import bp as app_home_bp
+from admin_ui.pages import bp as pages_bp
 from admin_ui.proxy import bp as proxy_bp
 from entrypoints import jobs
 from webhooks.shopify import bp as webhooks_bp
@@ -61,6 +63,7 @@ def create_app(
     app.extensions["ambassador"] = container
     app.register_blueprint(webhooks_bp)
     app.register_blueprint(app_home_bp)
+    app.register_blueprint(pages_bp)  # the embedded admin pages under /app/...
     app.register_blueprint(api_bp)
     app.register_blueprint(proxy_bp)  # storefront pages through Shopify's app proxy
     if settings.demo:

@@ -147,7 +147,7 @@ def test_reroute_transport_sends_shop_urls_to_the_stand_in():
 
 def test_a_documents_reported_cost_is_remembered_for_pacing_the_next_call():
     clock = Clock()
-    gql, seen = client_for([ok({}, available=100, requested=500), ok({}, available=0)], clock)
+    gql, _ = client_for([ok({}, available=100, requested=500), ok({}, available=0)], clock)
     gql.execute(SHOP, "t", "{ big }", estimated_cost=10)
     gql.execute(SHOP, "t", "{ big }", estimated_cost=10)  # the caller still guesses 10
     assert clock.sleeps == [pytest.approx((500 - 100) / 100)]

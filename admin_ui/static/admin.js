@@ -1,0 +1,952 @@
+// The embedded admin pages' one script: no build step, no dependencies.
+//
+// Every page is a server-rendered shell (#ac, with its bootstrap data in data- attributes); this
+// module fills it through /api/v1 with "Authorization: Bearer <session token>". The token comes
+// from App Bridge (window.shopify.idToken()) inside the Shopify admin; without App Bridge, from
+// the demo's stand-in (only in `ambassador demo`). API data reaches the page only through
+// textContent and DOM APIs (never as HTML), and links from data only when they are http(s).
+
+const root = document.getElementById("ac");
+const cfg = root ? root.dataset : {};
+const API = "/api/v1";
+const APP = cfg.app || "/app";
+
+// --- DOM helpers ---------------------------------------------------------------------------
+
+const $ = (selector, scope = document) => scope.querySelector(selector);
+const $$ = (selector, scope = document) => Array.from(scope.querySelectorAll(selector));
+
+// el("a", {href, class, text}, ...children): children and text become text nodes, never HTML.
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "text") node.textContent = String(value);
+    else if (key === "class") node.className = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children) {
+    if (child !== null && child !== undefined) node.append(child instanceof Node ? child : String(child));
+  }
+  return node;
+}
+
+function setText(selector, value) {
+  const node = typeof selector === "string" ? $(selector) : selector;
+  if (node) node.textContent = value === null || value === undefined || value === "" ? "—" : String(value);
+}
+
+function fill(node, ...children) {
+  node.replaceChildren(...children.filter((c) => c !== null && c !== undefined));
+}
+
+// An http(s) URL from data, or null (no javascript: or data: links).
+function safeUrl(value) {
+  try {
+    const url = new URL(String(value), window.location.origin);
+    return url.protocol === "https:" || url.protocol === "http:" ? url.href : null;
+  } catch (_) {
+    return null;
+  }
+}
+
+// A link to another page of the app, keeping shop and host (never the id token).
+function pageUrl(path, extra = {}) {
+  const query = new URLSearchParams({ shop: cfg.shop || "", host: cfg.host || "" });
+  for (const [key, value] of Object.entries(extra)) if (value) query.set(key, value);
+  return `${APP}${path}?${query}`;
+}
+
+function rowMessage(tbody, columns, text) {
+  fill(tbody, el("tr", {}, el("td", { colspan: columns, text })));
+}
+
+function when(iso) {
+  if (!iso) return "—";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
+}
+
+function day(iso) {
+  if (!iso) return "—";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleDateString();
+}
+
+// "15.0000" → "15", "12.50" → "12.5": for rates and thresholds (money keeps its cents).
+const trimDecimal = (value) => (value === null || value === undefined ? "—"
+  : String(value).includes(".") ? String(value).replace(/\.?0+$/, "") : String(value));
+
+// Money stays the API's exact decimal string, with its currency code.
+const money = (amount, currency) => (amount === null || amount === undefined ? "—" : `${amount} ${currency || ""}`.trim());
+
+function personName(p) {
+  const name = [p.first_name, p.last_name].filter(Boolean).join(" ").trim();
+  return name || p.email || `#${p.id}`;
+}
+
+const BADGES = {
+  active: "success", approved: "success", synced: "success", credited: "success",
+  paused: "warning", pending: "warning",
+  removed: "critical", rejected: "critical", failed: "critical",
+  applied: "info",
+};
+
+function badge(value) {
+  return el("span", { class: `badge badge-${BADGES[value] || "neutral"}`, text: value || "—" });
+}
+
+// --- messages ------------------------------------------------------------------------------
+
+function showError(message) {
+  fill($("#ac-error"), el("p", { text: message }));
+}
+
+function clearError() {
+  fill($("#ac-error"));
+}
+
+function say(message) {
+  $("#ac-status").textContent = message;
+}
+
+function clearFieldErrors(form) {
+  for (const node of $$("[data-error-for]", form)) node.textContent = "";
+  for (const node of $$("[aria-invalid]", form)) node.removeAttribute("aria-invalid");
+}
+
+// "friend_discount.value: must be above 0" / "min_orders must be ..." / "reason is required":
+// the API names the field first. Shows the message next to that field; true when it could.
+function showFieldError(form, message) {
+  const match = /^([a-z_][a-z0-9_.[\]]*)(?::|\s)/.exec(message || "");
+  if (!match) return false;
+  let name = match[1];
+  while (name) {
+    const target = $$("[data-error-for]", form).find((node) => node.dataset.errorFor === name);
+    if (target) {
+      target.textContent = message;
+      const input = form.elements.namedItem(name);
+      if (input && input.setAttribute) {
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+      }
+      return true;
+    }
+    name = name.includes(".") ? name.slice(0, name.lastIndexOf(".")) : "";
+  }
+  return false;
+}
+
+// Runs an action; any failure becomes a message in the banner, never a blank page.
+async function run(action, { form = null } = {}) {
+  clearError();
+  if (form) {
+    clearFieldErrors(form);
+    say("");
+  }
+  try {
+    return await action();
+  } catch (error) {
+    if (form && error instanceof ApiError && showFieldError(form, error.message)) {
+      showError(`Check the highlighted field: ${error.message}`);
+    } else {
+      showError(error && error.message ? error.message : "Something went wrong.");
+    }
+    return undefined;
+  }
+}
+
+// --- the session token and the API ---------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, code, message) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+const NO_SESSION = "This page needs a Shopify session: open the app from your Shopify admin.";
+const embedded = window.top !== window.self;
+let standIn = null; // { token, at } from the demo stand-in; tokens live 60 s
+
+function withTimeout(promise, ms) {
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => setTimeout(() => reject(new Error("timed out")), ms)),
+  ]);
+}
+
+async function sessionToken(fresh) {
+  const bridge = window.shopify;
+  if (embedded && bridge && typeof bridge.idToken === "function") {
+    try {
+      const token = await withTimeout(bridge.idToken(), 5000);
+      if (token) return token;
+    } catch (_) {
+      // fall through to the stand-in, if this is the demo
+    }
+  }
+  if (cfg.demoTokenUrl) {
+    if (!fresh && standIn && Date.now() - standIn.at < 30000) return standIn.token;
+    const response = await fetch(cfg.demoTokenUrl, { cache: "no-store", credentials: "same-origin" });
+    if (response.ok) {
+      const body = await response.json();
+      standIn = { token: body.token, at: Date.now() };
+      return body.token;
+    }
+  }
+  throw new ApiError(401, "no_session", NO_SESSION);
+}
+
+// api("GET", "/ambassadors?status=active") → parsed JSON; throws ApiError with the API's message.
+// A 401 with X-Shopify-Retry-Invalid-Session-Request: 1 is retried once with a fresh token.
+async function api(method, path, { json, body, contentType } = {}, retry = true) {
+  const token = await sessionToken(!retry);
+  const headers = { Accept: "application/json", Authorization: `Bearer ${token}` };
+  let payload = body;
+  if (json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    payload = JSON.stringify(json);
+  } else if (contentType) {
+    headers["Content-Type"] = contentType;
+  }
+  let response;
+  try {
+    response = await fetch(API + path, { method, headers, body: payload, credentials: "omit" });
+  } catch (_) {
+    throw new ApiError(0, "network", "The app could not be reached. Check the connection and try again.");
+  }
+  if (response.status === 401 && retry
+      && response.headers.get("X-Shopify-Retry-Invalid-Session-Request") === "1") {
+    return api(method, path, { json, body, contentType }, false);
+  }
+  if (response.status === 204) return null;
+  let data = null;
+  try {
+    data = await response.json();
+  } catch (_) {
+    data = null;
+  }
+  if (!response.ok) {
+    const error = data && data.error ? data.error : {};
+    const message = error.message || `The request failed (HTTP ${response.status}).`;
+    throw new ApiError(response.status, error.code || "http_error",
+      response.status === 401 ? `${message}. ${NO_SESSION}` : message);
+  }
+  return data;
+}
+
+async function loadTiers() {
+  const data = await api("GET", "/tiers");
+  return data.items;
+}
+
+function tierOptions(select, tiers, selected) {
+  const keep = $$("option", select).filter((o) => o.value === "");
+  fill(select, ...keep, ...tiers.map((t) => el("option", {
+    value: String(t.id), text: t.name, selected: selected !== undefined && String(selected) === String(t.id),
+  })));
+}
+
+// --- dashboard -----------------------------------------------------------------------------
+
+async function pageDashboard() {
+  const shop = await api("GET", "/shop");
+  const w = shop.webhooks;
+  setText("#ac-intake", w.failed
+    ? `${w.failed} failed, ${w.pending} waiting`
+    : `healthy (${w.pending} waiting${w.last_received_at ? `, last received ${when(w.last_received_at)}` : ""})`);
+}
+
+// --- ambassadors ---------------------------------------------------------------------------
+
+function csvCell(value) {
+  let text = value === null || value === undefined ? "" : String(value);
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`; // no formulas when opened in a spreadsheet
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
+}
+
+function downloadCsv(filename, header, rows) {
+  const lines = [header, ...rows].map((row) => row.map(csvCell).join(","));
+  const blob = new Blob([`${lines.join("\r\n")}\r\n`], { type: "text/csv;charset=utf-8" });
+  const link = el("a", { href: URL.createObjectURL(blob), download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
+}
+
+async function pageAmbassadors() {
+  const form = $("#ac-filters");
+  const tbody = $("#ac-rows");
+  const next = $("#ac-next");
+  const prev = $("#ac-prev");
+  const selectAll = $("#ac-select-all");
+  const tierSelect = $("#f-tier");
+  let cursors = [null];
+  let page = 0;
+  let rows = [];
+  let nextCursor = null;
+
+  const selectedIds = () => $$("input[data-id]:checked", tbody).map((box) => Number(box.dataset.id));
+  function updateSelection() {
+    const count = selectedIds().length;
+    setText("#ac-selected", count ? `${count} selected` : "None selected");
+    selectAll.checked = count > 0 && count === rows.length;
+  }
+
+  function render() {
+    if (!rows.length) {
+      rowMessage(tbody, 9, "No ambassadors match.");
+    } else {
+      fill(tbody, ...rows.map((a) => el("tr", {},
+        el("td", {}, el("input", {
+          type: "checkbox", "data-id": a.id, "aria-label": `Select ${personName(a)}`, onchange: updateSelection,
+        })),
+        el("td", {}, el("a", { href: pageUrl(`/ambassadors/${a.id}`), text: personName(a) })),
+        el("td", { text: a.email || "—" }),
+        el("td", {}, badge(a.status)),
+        el("td", { text: a.tier ? a.tier.name : "—" }),
+        el("td", {}, a.code ? el("code", { text: a.code }) : "—"),
+        el("td", { class: "num", text: a.stats.attributed_orders }),
+        el("td", { class: "num", text: money(a.stats.attributed_revenue, a.stats.currency) }),
+        el("td", { class: "num", text: money(a.stats.rewards.pending, a.stats.currency) }),
+      )));
+    }
+    next.disabled = !nextCursor;
+    prev.disabled = page === 0;
+    updateSelection();
+  }
+
+  async function load() {
+    const query = new URLSearchParams({ limit: "50" });
+    for (const name of ["q", "status", "tier"]) {
+      const value = form.elements.namedItem(name).value.trim();
+      if (value) query.set(name, value);
+    }
+    if (cursors[page]) query.set("cursor", cursors[page]);
+    rowMessage(tbody, 9, "Loading…");
+    const data = await run(() => api("GET", `/ambassadors?${query}`));
+    if (!data) return rowMessage(tbody, 9, "Could not load the ambassadors.");
+    rows = data.items;
+    nextCursor = data.next_cursor;
+    return render();
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    cursors = [null];
+    page = 0;
+    const url = new URL(window.location.href);
+    for (const name of ["q", "status", "tier"]) {
+      const value = form.elements.namedItem(name).value.trim();
+      if (value) url.searchParams.set(name, value); else url.searchParams.delete(name);
+    }
+    window.history.replaceState(null, "", url);
+    load();
+  });
+  next.addEventListener("click", () => { cursors[page + 1] = nextCursor; page += 1; load(); });
+  prev.addEventListener("click", () => { page = Math.max(0, page - 1); load(); });
+  selectAll.addEventListener("change", () => {
+    for (const box of $$("input[data-id]", tbody)) box.checked = selectAll.checked;
+    updateSelection();
+  });
+
+  for (const button of $$("[data-bulk]")) {
+    button.addEventListener("click", async () => {
+      const ids = selectedIds();
+      if (!ids.length) return showError("Select at least one ambassador first.");
+      const status = button.dataset.bulk;
+      const reason = $("#bulk-reason").value.trim() || null;
+      const verb = status === "paused" ? "Pausing" : "Activating";
+      const failures = [];
+      clearError();
+      for (const [index, id] of ids.entries()) {
+        say(`${verb} ${index + 1} of ${ids.length}…`);
+        try {
+          await api("POST", `/ambassadors/${id}/status`, { json: { status, reason } });
+        } catch (error) {
+          const who = rows.find((a) => a.id === id);
+          failures.push(`${who ? personName(who) : `#${id}`}: ${error.message}`);
+        }
+      }
+      say(`${ids.length - failures.length} of ${ids.length} ${status === "paused" ? "paused" : "activated"}.`);
+      if (failures.length) showError(`Not changed: ${failures.join("; ")}`);
+      return load();
+    });
+  }
+
+  $("#ac-export").addEventListener("click", () => {
+    const ids = new Set(selectedIds());
+    const chosen = ids.size ? rows.filter((a) => ids.has(a.id)) : rows;
+    if (!chosen.length) return showError("There are no rows to export.");
+    downloadCsv("ambassadors.csv",
+      ["id", "first_name", "last_name", "email", "status", "tier", "code", "share_url",
+        "orders", "revenue", "rewards_pending", "rewards_approved", "rewards_paid", "currency"],
+      chosen.map((a) => [a.id, a.first_name, a.last_name, a.email, a.status, a.tier ? a.tier.name : "",
+        a.code, a.share_url, a.stats.attributed_orders, a.stats.attributed_revenue,
+        a.stats.rewards.pending, a.stats.rewards.approved, a.stats.rewards.paid, a.stats.currency]));
+    return say(`Exported ${chosen.length} ambassador${chosen.length === 1 ? "" : "s"}.`);
+  });
+
+  const tiers = await run(loadTiers);
+  if (tiers) {
+    const initial = tierSelect.dataset.initial;
+    const match = tiers.find((t) => String(t.id) === initial || t.name === initial);
+    tierOptions(tierSelect, tiers, match ? match.id : undefined);
+  }
+  await load();
+}
+
+// --- one ambassador ------------------------------------------------------------------------
+
+async function pageAmbassador() {
+  const id = cfg.id;
+  let ambassador = null;
+  let ledgerCursor = null;
+
+  function render(a) {
+    ambassador = a;
+    setText("#a-name", personName(a));
+    document.title = `${personName(a)} · Ambassador Connector`;
+    setText("#a-email", a.email);
+    fill($("#a-status"), badge(a.status));
+    setText("#a-source", a.source);
+    setText("#a-since", day(a.since));
+    const social = Object.entries(a.social || {});
+    setText("#a-social", social.map(([network, handle]) => `${network}: ${handle}`).join(", "));
+    setText("#a-code", a.code);
+    fill($("#a-code-state"), badge(a.code_state));
+    const share = safeUrl(a.share_url);
+    fill($("#a-share"), share ? el("a", { href: share, target: "_blank", rel: "noopener noreferrer", text: share }) : "—");
+    const s = a.stats;
+    setText("#s-orders", s.attributed_orders);
+    setText("#s-revenue", money(s.attributed_revenue, s.currency));
+    setText("#s-pending", money(s.rewards.pending, s.currency));
+    setText("#s-approved", money(s.rewards.approved, s.currency));
+    setText("#s-paid", money(s.rewards.paid, s.currency));
+    setText("#s-reversed", money(s.rewards.reversed, s.currency));
+    setText("#s-balance", money(s.balance, s.currency));
+    setText("#s-last", day(s.last_referral_at));
+    setText("#a-tier", a.tier ? a.tier.name : "No tier");
+    fill($("#a-locked"), a.tier_locked ? el("span", { class: "badge badge-info", text: "locked" }) : null);
+    $("#tier-select").value = a.tier ? String(a.tier.id) : "";
+    for (const button of $$("#status-form button")) button.disabled = button.value === a.status;
+  }
+
+  async function loadHistory() {
+    const data = await run(() => api("GET", `/ambassadors/${id}/history`));
+    const tbody = $("#history-rows");
+    if (!data) return rowMessage(tbody, 5, "Could not load the history.");
+    if (!data.items.length) return rowMessage(tbody, 5, "Nothing yet.");
+    return fill(tbody, ...data.items.slice().reverse().map((e) => el("tr", {},
+      el("td", { text: when(e.at) }),
+      el("td", { text: e.kind.replace(/_/g, " ") }),
+      el("td", { text: e.before || e.after ? `${e.before || "—"} → ${e.after || "—"}` : "—" }),
+      el("td", { text: e.actor }),
+      el("td", { text: e.reason || "—" }),
+    )));
+  }
+
+  async function loadLedger(more) {
+    const query = more && ledgerCursor ? `?cursor=${encodeURIComponent(ledgerCursor)}` : "";
+    const data = await run(() => api("GET", `/ambassadors/${id}/ledger${query}`));
+    const tbody = $("#ledger-rows");
+    if (!data) return rowMessage(tbody, 5, "Could not load the ledger.");
+    const rows = data.items.map((e) => el("tr", {},
+      el("td", { text: when(e.created_at) }),
+      el("td", { text: e.order_id || "—" }),
+      el("td", { text: e.kind.replace(/_/g, " ") }),
+      el("td", { class: "num", text: money(e.amount, e.currency) }),
+      el("td", { text: e.reason || "—" }),
+    ));
+    if (more) tbody.append(...rows);
+    else if (rows.length) fill(tbody, ...rows);
+    else rowMessage(tbody, 5, "No rewards yet.");
+    ledgerCursor = data.next_cursor;
+    $("#ledger-more").hidden = !ledgerCursor;
+    return undefined;
+  }
+
+  async function act(request, done) {
+    const a = await request();
+    render(a);
+    say(done(a));
+    await loadHistory();
+  }
+
+  const codeForm = $("#code-form");
+  codeForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const code = $("#code-input").value.trim();
+    run(() => act(() => api("POST", `/ambassadors/${id}/code`, { json: { code } }),
+      (a) => `The code is now ${a.code}.`), { form: codeForm });
+  });
+
+  $("#tier-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const value = $("#tier-select").value;
+    const body = {
+      tier_id: value ? Number(value) : null,
+      reason: $("#tier-reason").value.trim() || null,
+      locked: $("#tier-lock").checked,
+    };
+    run(() => act(() => api("POST", `/ambassadors/${id}/tier`, { json: body }),
+      (a) => `Tier: ${a.tier ? a.tier.name : "none"}${a.tier_locked ? " (locked)" : ""}.`));
+  });
+
+  $("#status-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const status = event.submitter ? event.submitter.value : "";
+    if (!status) return;
+    if (status === "removed" && !window.confirm(`Remove ${personName(ambassador || {})} from the program? Their code stops working.`)) return;
+    const reason = $("#status-reason").value.trim() || null;
+    run(() => act(() => api("POST", `/ambassadors/${id}/status`, { json: { status, reason } }),
+      (a) => `Status: ${a.status}.`));
+  });
+
+  $("#ledger-more").addEventListener("click", () => loadLedger(true));
+
+  const tiers = await run(loadTiers);
+  if (tiers) tierOptions($("#tier-select"), tiers);
+  const a = await run(() => api("GET", `/ambassadors/${id}`));
+  if (a) render(a);
+  await Promise.all([loadHistory(), loadLedger(false)]);
+}
+
+// --- find ambassadors ----------------------------------------------------------------------
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+function reportList(title, items, describe) {
+  if (!items.length) return null;
+  return el("div", {}, el("h3", { text: `${title} (${items.length})` }),
+    el("ul", {}, ...items.map((item) => el("li", {}, ...describe(item)))));
+}
+
+function ambassadorLink(id, label) {
+  return id ? el("a", { href: pageUrl(`/ambassadors/${id}`), text: label }) : label;
+}
+
+async function pageCandidates() {
+  const tbody = $("#cand-rows");
+  const all = $("#cand-all");
+  const checked = () => $$("input[data-customer]:checked", tbody).map((box) => box.dataset.customer);
+  const names = new Map();
+  function updateSelection() {
+    const count = checked().length;
+    setText("#cand-selected", count ? `${count} selected` : "None selected");
+  }
+
+  async function loadCandidates() {
+    rowMessage(tbody, 6, "Loading…");
+    const data = await run(() => api("GET", "/candidates?limit=50"));
+    if (!data) return rowMessage(tbody, 6, "Could not load the customers.");
+    if (!data.items.length) return rowMessage(tbody, 6, "No customers to suggest: everyone with orders is an ambassador already.");
+    for (const c of data.items) names.set(Number(c.customer_id.split("/").pop()), personName(c));
+    fill(tbody, ...data.items.map((c) => el("tr", {},
+      el("td", {}, el("input", {
+        type: "checkbox", "data-customer": c.customer_id, "aria-label": `Select ${personName(c)}`, onchange: updateSelection,
+      })),
+      el("td", { text: personName(c) }),
+      el("td", { text: c.email || "—" }),
+      el("td", { class: "num", text: c.orders }),
+      el("td", { class: "num", text: money(c.amount_spent, c.currency) }),
+      el("td", { text: day(c.last_order_at) }),
+    )));
+    all.checked = false;
+    return updateSelection();
+  }
+
+  all.addEventListener("change", () => {
+    for (const box of $$("input[data-customer]", tbody)) box.checked = all.checked;
+    updateSelection();
+  });
+
+  const who = (id) => names.get(Number(id)) || `customer ${id}`;
+  function showTaskReport(task) {
+    const report = task.report || { enrolled: [], existing: [], rejected: [] };
+    fill($("#enrol-report"),
+      el("p", { text: `Enrolled ${report.enrolled.length}, already ambassadors ${report.existing.length}, not enrolled ${report.rejected.length}.` }),
+      reportList("Enrolled", report.enrolled, (r) => [ambassadorLink(r.ambassador_id, who(r.customer_id))]),
+      reportList("Already ambassadors", report.existing, (r) => [ambassadorLink(r.ambassador_id, who(r.customer_id))]),
+      reportList("Not enrolled", report.rejected, (r) => [`${who(r.customer_id)}: ${r.reason}`]));
+  }
+
+  const enrolButton = $("#enrol-button");
+  $("#enrol-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const ids = checked();
+    if (!ids.length) return showError("Select at least one customer to enrol.");
+    enrolButton.disabled = true;
+    fill($("#enrol-report"));
+    try {
+      const started = await run(() => api("POST", "/ambassadors/bulk", { json: { customer_ids: ids } }));
+      if (!started) return undefined;
+      const box = $("#enrol-progress");
+      const bar = $("#enrol-bar");
+      box.hidden = false;
+      bar.max = ids.length;
+      bar.value = 0;
+      setText("#enrol-progress-text", `0 of ${ids.length} processed`);
+      let errors = 0;
+      for (;;) {
+        let task;
+        try {
+          task = await api("GET", `/tasks/${started.task_id}`);
+          errors = 0;
+        } catch (error) {
+          errors += 1;
+          if (errors >= 5) return showError(`Lost track of the enrolment: ${error.message}. It goes on in the background.`);
+          await sleep(2000);
+          continue;
+        }
+        bar.max = Math.max(task.total, 1);
+        bar.value = task.done + task.failed;
+        setText("#enrol-progress-text",
+          `${task.done + task.failed} of ${task.total} processed${task.failed ? ` (${task.failed} not enrolled)` : ""}`);
+        if (task.status !== "running") {
+          showTaskReport(task);
+          say(`Enrolment finished: ${task.done} of ${task.total} enrolled or already ambassadors.`);
+          return loadCandidates();
+        }
+        await sleep(1000);
+      }
+    } finally {
+      enrolButton.disabled = false;
+    }
+  });
+
+  const importForm = $("#import-form");
+  importForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const file = $("#import-file").files[0];
+    if (!file) return showError("Choose a CSV file first.");
+    fill($("#import-report"));
+    say(`Importing ${file.name}…`);
+    const report = await run(() => api("POST", "/ambassadors/import", { body: file, contentType: "text/csv" }));
+    if (!report) return say("");
+    say(`Imported ${file.name}.`);
+    const c = report.counts;
+    const rejected = report.rejected.length ? el("div", {}, el("h3", { text: `Rejected rows (${c.rejected})` }),
+      el("div", { class: "table-wrap" }, el("table", { class: "table" },
+        el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "Line" }), el("th", { scope: "col", text: "Email" }),
+          el("th", { scope: "col", text: "Reason" }))),
+        el("tbody", {}, ...report.rejected.map((r) => el("tr", {},
+          el("td", { text: r.line }), el("td", { text: r.email || "—" }), el("td", { text: r.reason }))))))) : null;
+    fill($("#import-report"),
+      el("p", { text: `Enrolled ${c.enrolled}, already ambassadors ${c.existing}, rejected ${c.rejected}.` }),
+      rejected,
+      reportList("Enrolled", report.enrolled, (r) => [ambassadorLink(r.ambassador_id, r.email), r.code ? ` (${r.code})` : ""]));
+    return loadCandidates();
+  });
+
+  await loadCandidates();
+}
+
+// --- applications --------------------------------------------------------------------------
+
+function votesText(v) {
+  return `${v.approve} approve, ${v.reject} reject (${v.required} approval${v.required === 1 ? "" : "s"} needed)`;
+}
+
+async function pageApplications() {
+  const form = $("#app-filter");
+  const tbody = $("#app-rows");
+  const next = $("#app-next");
+  const prev = $("#app-prev");
+  let cursors = [null];
+  let page = 0;
+  let nextCursor = null;
+
+  async function load() {
+    const status = $("#app-status").value;
+    const query = new URLSearchParams({ status, limit: "50" });
+    if (cursors[page]) query.set("cursor", cursors[page]);
+    rowMessage(tbody, 5, "Loading…");
+    const data = await run(() => api("GET", `/applications?${query}`));
+    if (!data) return rowMessage(tbody, 5, "Could not load the applications.");
+    nextCursor = data.next_cursor;
+    next.disabled = !nextCursor;
+    prev.disabled = page === 0;
+    if (!data.items.length) return rowMessage(tbody, 5, `No ${status} applications.`);
+    return fill(tbody, ...data.items.map((p) => el("tr", {},
+      el("td", {}, el("a", { href: pageUrl(`/applications/${p.id}`), text: personName(p) })),
+      el("td", { text: p.email || "—" }),
+      el("td", { text: day(p.created_at) }),
+      el("td", { text: votesText(p.votes) }),
+      el("td", {}, badge(p.status)),
+    )));
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    cursors = [null];
+    page = 0;
+    const url = new URL(window.location.href);
+    url.searchParams.set("status", $("#app-status").value);
+    window.history.replaceState(null, "", url);
+    load();
+  });
+  next.addEventListener("click", () => { cursors[page + 1] = nextCursor; page += 1; load(); });
+  prev.addEventListener("click", () => { page = Math.max(0, page - 1); load(); });
+  await load();
+}
+
+async function pageApplication() {
+  const id = cfg.id;
+
+  function render(p) {
+    setText("#p-name", personName(p));
+    document.title = `${personName(p)} · Ambassador Connector`;
+    setText("#p-email", p.email);
+    fill($("#p-status"), badge(p.status));
+    setText("#p-created", when(p.created_at));
+    setText("#p-customer", p.customer_id ? p.customer_id.split("/").pop() : "not a customer yet");
+    setText("#p-decision", p.decided_at
+      ? `${p.status} by ${p.decided_by || "—"} on ${when(p.decided_at)}${p.reason ? `: ${p.reason}` : ""}${p.reapply_on ? ` (may reapply from ${day(p.reapply_on)})` : ""}`
+      : "");
+    fill($("#p-ambassador"), p.ambassador
+      ? ambassadorLink(p.ambassador.id, `${p.ambassador.code || "no code yet"} (${p.ambassador.status})`)
+      : "—");
+    const answers = p.answers.flatMap((x) => [el("dt", { text: x.label }), el("dd", { text: x.answer || "—" })]);
+    fill($("#p-answers"), ...(answers.length ? answers : [el("dd", { text: "No answers." })]));
+    const social = Object.entries(p.social || {}).flatMap(([network, handle]) => {
+      const url = /^https?:\/\//.test(handle) ? safeUrl(handle) : null;
+      return [el("dt", { text: network }),
+        el("dd", {}, url ? el("a", { href: url, target: "_blank", rel: "noopener noreferrer", text: handle }) : handle)];
+    });
+    fill($("#p-social"), ...(social.length ? social : [el("dd", { text: "None given." })]));
+    setText("#p-votes", votesText(p.votes));
+    const reviews = $("#p-reviews");
+    if (p.reviews.length) {
+      fill(reviews, ...p.reviews.map((v) => el("tr", {},
+        el("td", { text: v.reviewer }), el("td", {}, badge(v.vote === "approve" ? "approved" : "rejected")),
+        el("td", { text: v.comment || "—" }), el("td", { text: when(v.at) }))));
+    } else {
+      rowMessage(reviews, 4, "No votes yet.");
+    }
+    const open = p.status === "pending";
+    for (const control of $$("#p-actions button, #p-actions input, #p-actions select, #p-actions textarea")) {
+      control.disabled = !open;
+    }
+  }
+
+  async function act(request, done) {
+    const p = await request();
+    render(p);
+    say(done(p));
+  }
+
+  const voteForm = $("#vote-form");
+  voteForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const choice = voteForm.elements.namedItem("vote").value;
+    if (!choice) return showError("Choose approve or reject.");
+    const comment = $("#vote-comment").value.trim() || null;
+    return run(() => act(() => api("POST", `/applications/${id}/votes`, { json: { vote: choice, comment } }),
+      (p) => `Vote recorded. ${p.status === "pending" ? votesText(p.votes) : `The application is ${p.status}.`}`), { form: voteForm });
+  });
+
+  $("#approve-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const tier = $("#approve-tier").value;
+    run(() => act(() => api("POST", `/applications/${id}/approve`, { json: tier ? { tier_id: Number(tier) } : {} }),
+      () => "Approved: the ambassador is enrolled and their code is on its way."));
+  });
+
+  const rejectForm = $("#reject-form");
+  rejectForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const reason = $("#reject-reason").value.trim();
+    run(() => act(() => api("POST", `/applications/${id}/reject`, { json: { reason } }),
+      () => "Rejected: the applicant is told why."), { form: rejectForm });
+  });
+
+  const tiers = await run(loadTiers);
+  if (tiers) tierOptions($("#approve-tier"), tiers);
+  const p = await run(() => api("GET", `/applications/${id}`));
+  if (p) render(p);
+}
+
+// --- settings ------------------------------------------------------------------------------
+
+function getPath(object, path) {
+  return path.split(".").reduce((value, key) => (value === null || value === undefined ? undefined : value[key]), object);
+}
+
+function setPath(object, path, value) {
+  const keys = path.split(".");
+  let target = object;
+  for (const key of keys.slice(0, -1)) target = target[key] = target[key] || {};
+  target[keys[keys.length - 1]] = value;
+}
+
+// A form control's value as the API wants it: decimals as strings, counts as integers.
+function controlValue(control) {
+  const raw = control.value.trim();
+  switch (control.dataset.type) {
+    case "bool": return control.checked;
+    case "int": return /^-?\d+$/.test(raw) ? Number(raw) : (raw === "" ? null : raw);
+    case "decimal": return raw === "" ? null : raw;
+    case "lines": return raw.split("\n").map((line) => line.trim()).filter(Boolean);
+    default: return raw;
+  }
+}
+
+function setControl(control, value) {
+  if (control.dataset.type === "bool") control.checked = Boolean(value);
+  else if (control.dataset.type === "lines") control.value = (value || []).join("\n");
+  else control.value = value === null || value === undefined ? "" : String(value);
+}
+
+async function pageSettings() {
+  const form = $("#settings-form");
+  const save = $("#settings-save");
+  const controls = $$("[data-type]", form);
+  const show = (settings) => { for (const c of controls) setControl(c, getPath(settings, c.name)); };
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const changes = {};
+    for (const c of controls) setPath(changes, c.name, controlValue(c));
+    save.disabled = true;
+    const saved = await run(() => api("PATCH", "/program/settings", { json: changes }), { form });
+    save.disabled = false;
+    if (saved) {
+      show(saved);
+      say("Settings saved.");
+    }
+  });
+
+  const settings = await run(() => api("GET", "/program/settings"));
+  if (settings) {
+    show(settings);
+    save.disabled = false;
+  }
+}
+
+// --- tiers ---------------------------------------------------------------------------------
+
+function tierInput(t) {
+  return {
+    id: t.id, name: t.name, position: t.position, commission_rate: t.commission_rate,
+    min_revenue: t.min_revenue, min_orders: t.min_orders, min_new_customers: t.min_new_customers,
+    perks: t.perks,
+  };
+}
+
+async function pageTiers() {
+  const form = $("#tier-form");
+  const preview = $("#preview");
+  const controls = $$("[data-type]", form);
+  let tiers = [];
+  let pending = null; // { describe, save }: the change waiting for its confirmation
+
+  function editing(tier) {
+    $("#t-id").value = tier ? String(tier.id) : "";
+    for (const c of controls) setControl(c, tier ? tier[c.name] : null);
+    setText("#form-heading", tier ? `Edit ${tier.name}` : "New tier");
+    $("#t-cancel").hidden = !tier;
+    clearFieldErrors(form);
+    preview.hidden = true;
+    if (tier) $("#t-name").focus();
+  }
+
+  function render() {
+    const tbody = $("#tier-rows");
+    if (!tiers.length) return rowMessage(tbody, 8, "No tiers yet: everyone earns the program's commission.");
+    return fill(tbody, ...tiers.map((t) => el("tr", {},
+      el("td", { text: t.name }),
+      el("td", { class: "num", text: t.position }),
+      el("td", { class: "num", text: `${trimDecimal(t.commission_rate)}%` }),
+      el("td", { class: "num", text: trimDecimal(t.min_revenue) }),
+      el("td", { class: "num", text: t.min_orders ?? "—" }),
+      el("td", { class: "num", text: t.min_new_customers ?? "—" }),
+      el("td", { text: t.perks.join(", ") || "—" }),
+      el("td", {}, el("div", { class: "actions" },
+        el("button", { type: "button", class: "btn", "aria-label": `Edit ${t.name}`, text: "Edit", onclick: () => editing(t) }),
+        el("button", { type: "button", class: "btn btn-critical", "aria-label": `Delete ${t.name}`, text: "Delete",
+          onclick: () => run(() => propose(tiers.filter((x) => x.id !== t.id).map(tierInput),
+            `Delete ${t.name}`, () => api("DELETE", `/tiers/${t.id}`), `${t.name} deleted.`)) }))),
+    )));
+  }
+
+  async function reload() {
+    const loaded = await run(loadTiers);
+    if (loaded) tiers = loaded;
+    render();
+  }
+
+  // The what-if first ("with these thresholds N move up, M move down"), then the save.
+  async function propose(proposed, action, save, done) {
+    preview.hidden = true;
+    let text;
+    if (proposed.length) {
+      const result = await api("POST", "/tiers/preview", { json: { tiers: proposed } });
+      text = `With these tiers ${result.up} would move up, ${result.down} would move down and ${result.same} would stay where they are.`;
+    } else {
+      text = "With no tiers left, nobody has a tier and everyone earns the program's commission.";
+    }
+    pending = { save, done };
+    setText("#preview-text", `${action}? ${text}`);
+    $("#preview-confirm").textContent = action;
+    preview.hidden = false;
+    $("#preview-confirm").focus();
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const tier = {};
+    for (const c of controls) tier[c.name] = controlValue(c);
+    const id = $("#t-id").value ? Number($("#t-id").value) : null;
+    const proposed = tiers.filter((t) => t.id !== id).map(tierInput);
+    proposed.push(id ? { ...tier, id } : tier);
+    const action = id ? `Save ${tier.name || "the tier"}` : `Create ${tier.name || "the tier"}`;
+    run(() => propose(proposed, action,
+      () => (id ? api("PUT", `/tiers/${id}`, { json: tier }) : api("POST", "/tiers", { json: tier })),
+      `${tier.name} saved.`), { form });
+  });
+
+  $("#preview-confirm").addEventListener("click", async () => {
+    if (!pending) return;
+    const { save, done } = pending;
+    pending = null;
+    const ok = await run(async () => { await save(); return true; }, { form });
+    preview.hidden = true;
+    if (ok) {
+      say(done);
+      editing(null);
+      await reload();
+    }
+  });
+  $("#preview-back").addEventListener("click", () => { pending = null; preview.hidden = true; $("#t-name").focus(); });
+  $("#t-cancel").addEventListener("click", () => editing(null));
+
+  await reload();
+}
+
+// --- start ---------------------------------------------------------------------------------
+
+const PAGES = {
+  dashboard: pageDashboard,
+  ambassadors: cfg.id ? pageAmbassador : pageAmbassadors,
+  candidates: pageCandidates,
+  applications: cfg.id ? pageApplication : pageApplications,
+  settings: pageSettings,
+  tiers: pageTiers,
+};
+
+if (root) {
+  // The id token in the address was for this load only (it expires in a minute): drop it, so a
+  // reload bounces for a fresh one instead of failing on a stale one.
+  const url = new URL(window.location.href);
+  if (url.searchParams.has("id_token")) {
+    url.searchParams.delete("id_token");
+    window.history.replaceState(null, "", url);
+  }
+  const start = PAGES[cfg.page];
+  if (start) run(start);
+}

@@ -24,6 +24,7 @@ from adapters.settings import Settings
 from adapters.shopify.discounts import ShopifyDiscounts
 from adapters.shopify.graphql import ShopifyGraphQLClient
 from adapters.shopify.http import make_http_client
+from adapters.shopify.orders import ShopifyOrders
 from adapters.shopify.platform import ShopifyAdminPlatform
 from adapters.shopify.verification import ShopifyVerifier
 from connector.ports import (
@@ -33,6 +34,7 @@ from connector.ports import (
     IdGenerator,
     JobQueue,
     Notifier,
+    OrderSource,
     UnitOfWork,
 )
 from connector.services import installation
@@ -54,6 +56,7 @@ class Container:
     shopify_http: httpx.Client
     shopify: CommercePlatform
     discounts: DiscountPlatform
+    orders_source: OrderSource
     handlers: dict[str, Handler] = field(default_factory=dict)
     notifier: Notifier = field(default_factory=ConsoleNotifier)
     redis: Any = None
@@ -121,6 +124,7 @@ def bootstrap(settings: Settings, **overrides: Any) -> Container:
         shopify_http=http,
         shopify=platform,
         discounts=overrides.get("discounts") or ShopifyDiscounts(graphql),
+        orders_source=overrides.get("orders_source") or ShopifyOrders(graphql),
         handlers=build_handlers(clock),
         notifier=overrides.get("notifier") or ConsoleNotifier(),
         redis=redis,

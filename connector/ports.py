@@ -7,11 +7,11 @@ tests plug in fakes (``FakeX``) through :func:`adapters.bootstrap.bootstrap`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
-from contextlib import AbstractContextManager
 from typing import Any, Protocol, Self
 
 from connector.domain.ambassadors import Ambassador, AuditEntry

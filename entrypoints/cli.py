@@ -157,6 +157,66 @@ def demo(port: int, emulator_port: int, customers: int) -> None:
     run_demo(port=port, emulator_port=emulator_port, customers=customers)
 
 
+# --- reconcile -----------------------------------------------------------------------------
+
+
+@main.command()
+@click.option("--shop", "shop_domain", default=None, help="one shop (default: every installed one)")
+@click.option(
+    "--hours",
+    type=click.IntRange(1, 24 * 60),
+    default=None,
+    help="read at least this far back (default: from the last complete run)",
+)
+def reconcile(shop_domain: str | None, hours: int | None) -> None:
+    """Read recent orders and refunds from Shopify and apply what webhooks missed."""
+    from datetime import timedelta
+
+    from adapters.bootstrap import bootstrap
+    from connector.services import reconciliation
+    from connector.services.installation import NotInstalled
+    from entrypoints import jobs
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    container = bootstrap(settings)
+    jobs.configure(container)
+    with container.uow() as uow:
+        domains = (
+            [shop_domain.strip().lower()] if shop_domain else uow.shops.installed_domains()
+        )
+    failed = False
+    for domain in domains:
+        since = container.clock.now() - timedelta(hours=hours) if hours else None
+        try:
+            with click.progressbar(length=0, label=f"reconciling {domain}", show_pos=True) as bar:
+                report = reconciliation.reconcile(
+                    container.uow,
+                    container.orders_source,
+                    container.access_token,
+                    container.clock,
+                    domain,
+                    since=since,
+                    grace=timedelta(0),  # by hand: everything up to now, in flight or not
+                    progress=bar.update,
+                )
+        except NotInstalled:
+            click.echo(f"{domain}: not installed")
+            failed = True
+            continue
+        click.echo(
+            f"{domain}: {report.status}; read {report.seen} order(s) updated from "
+            f"{report.window_start.isoformat()}: {report.applied} applied "
+            f"({report.found_only_here} found only now), {report.stale} stale, "
+            f"{len(report.errors)} error(s)"
+        )
+        for error in report.errors:
+            click.echo(f"  {error}")
+        failed = failed or report.status == "failed"
+    if failed:
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
 

@@ -20,6 +20,7 @@ from connector.services import (
     inbox,
     installation,
     program,
+    reconciliation,
     tiers,
 )
 
@@ -161,6 +162,29 @@ def approve_rewards() -> int:
     return attribution.approve_due_rewards(c.uow, c.clock)
 
 
+def reconcile_orders(shop_domain: str | None = None) -> dict[str, int] | list[str]:
+    """Scheduled without a shop: queue one run per installed shop. With a shop: read its
+    orders updated since the last run and apply what webhooks missed."""
+    c = container()
+    if shop_domain is None:
+        return reconciliation.schedule_all(c.uow, c.jobs, c.clock)
+    try:
+        report = reconciliation.reconcile(
+            c.uow, c.orders_source, c.access_token, c.clock, shop_domain
+        )
+    except installation.NotInstalled:
+        log.info("reconciliation.skipped", extra={**_job_context(), "shop": shop_domain})
+        return {}
+    log.info(
+        "reconciliation.job_done",
+        extra={**_job_context(), "shop": shop_domain, "status": report.status,
+               "applied": report.applied, "found_only_here": report.found_only_here},
+    )
+    return {"seen": report.seen, "applied": report.applied,
+            "found_only_here": report.found_only_here, "stale": report.stale,
+            "errors": len(report.errors)}
+
+
 __all__ = [
     "Job",
     "approve_rewards",
@@ -170,6 +194,7 @@ __all__ = [
     "enrol_customers",
     "evaluate_tiers",
     "process_inbox",
+    "reconcile_orders",
     "refresh_tokens",
     "register_webhooks",
     "send_notifications",

@@ -436,3 +436,28 @@ ambassador_stats = sa.Table(
     sa.Column("last_referral_at", UTCDateTime),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+
+# --- reconciliation of missed webhooks ----------------------------------------------------------
+
+reconciliation_runs = sa.Table(
+    "reconciliation_runs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    # Orders updated in [window_start, window_end] were read; the latest done run's window_end
+    # is where the next run starts (less an overlap).
+    sa.Column("window_start", UTCDateTime, nullable=False),
+    sa.Column("window_end", UTCDateTime, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("seen", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("applied", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("found_only_by_reconciliation", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("stale", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("errors", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.Text),
+    sa.CheckConstraint("status IN ('running', 'done', 'failed')", name="status"),
+    sa.Index("ix_reconciliation_runs_shop_started", "shop_id", "started_at"),
+)

@@ -40,6 +40,8 @@ JOBS: dict[Job, JobSpec] = {
     ),
     Job.APPROVE_REWARDS: JobSpec("entrypoints.jobs.approve_rewards", "scheduled", timeout=600),
     Job.EVALUATE_TIERS: JobSpec("entrypoints.jobs.evaluate_tiers", "scheduled", timeout=1800),
+    # Called with no argument by the schedule (queues one run per shop), with a shop by that.
+    Job.RECONCILE_ORDERS: JobSpec("entrypoints.jobs.reconcile_orders", "scheduled", timeout=3600),
 }
 
 #: Periodic jobs, every N seconds (run by the RQ cron scheduler inside ``ambassador worker``).
@@ -50,4 +52,5 @@ SCHEDULE: dict[Job, int] = {
     Job.SEND_NOTIFICATIONS: 60,  # catches anything a lost trigger left in the outbox
     Job.APPROVE_REWARDS: 3600,
     Job.EVALUATE_TIERS: 900,
+    Job.RECONCILE_ORDERS: 900,  # orders and refunds whose webhooks were missed
 }

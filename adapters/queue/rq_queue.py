@@ -9,21 +9,31 @@ trigger that comes after that point enqueues a fresh run: no trigger is ever los
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from redis import Redis
 from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError
+from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.job import Job, JobStatus
 
 from adapters.queue.registry import JOBS, JobSpec
-from connector.ports import Job
+from connector.ports import Job as AppJob
 
 log = logging.getLogger(__name__)
 
 TRIGGER_TTL = 300  # a flag whose job was lost frees itself; the sweeper covers the gap
+_DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 
-def _trigger_key(job: Job) -> str:
+def rq_job_id(job_id: str) -> str:
+    """RQ accepts only letters, digits, ``_`` and ``-`` in job ids; ours carry shop domains
+    (``sync-codes:x.myshopify.com``), so the rest is mapped to ``_`` (still one id per shop)."""
+    return _UNSAFE.sub("_", job_id)
+
+
+def _trigger_key(job: AppJob) -> str:
     return f"ambassador:trigger:{job.value}"
 
 
@@ -37,7 +47,7 @@ class RqJobQueue:
             self._queues[name] = Queue(name, connection=self._redis)
         return self._queues[name]
 
-    def enqueue(self, job: Job, *args: Any, job_id: str | None = None) -> None:
+    def enqueue(self, job: AppJob, *args: Any, job_id: str | None = None) -> None:
         spec = JOBS[job]
         self._enqueue(spec, args, job_id)
 
@@ -49,14 +59,29 @@ class RqJobQueue:
         }
         if spec.retries:
             options["retry"] = Retry(max=len(spec.retries), interval=list(spec.retries))
+        queue = self.queue(spec.queue)
+        job_id = rq_job_id(job_id) if job_id else None
         try:
-            self.queue(spec.queue).enqueue(
-                spec.func, *args, job_id=job_id, unique=bool(job_id), **options
-            )
+            queue.enqueue(spec.func, *args, job_id=job_id, unique=bool(job_id), **options)
         except DuplicateJobError:
-            log.debug("queue.duplicate", extra={"job_id": job_id})
+            # RQ's uniqueness refuses any id whose job hash still exists, including a job that
+            # already finished or failed (kept for its failure_ttl): that one must not block the
+            # id, so it is cleared and the job queued again. A queued or running one is kept.
+            try:
+                existing = Job.fetch(job_id or "", connection=self._redis)
+            except NoSuchJobError:  # it expired in between: nothing blocks the id any more
+                existing = None
+            if existing is not None and existing.get_status(refresh=True) not in _DONE:
+                log.debug("queue.duplicate", extra={"job_id": job_id})
+                return
+            if existing is not None:
+                existing.delete()
+            try:
+                queue.enqueue(spec.func, *args, job_id=job_id, unique=True, **options)
+            except DuplicateJobError:
+                log.debug("queue.duplicate", extra={"job_id": job_id})
 
-    def trigger(self, job: Job) -> None:
+    def trigger(self, job: AppJob) -> None:
         key = _trigger_key(job)
         if self._redis.set(key, 1, nx=True, ex=TRIGGER_TTL):
             try:
@@ -65,5 +90,5 @@ class RqJobQueue:
                 self._redis.delete(key)
                 raise
 
-    def acknowledge(self, job: Job) -> None:
+    def acknowledge(self, job: AppJob) -> None:
         self._redis.delete(_trigger_key(job))

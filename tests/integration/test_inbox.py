@@ -234,3 +234,39 @@ def test_jobs_enumeration_is_complete():
     from adapters.queue.registry import JOBS
 
     assert set(JOBS) == set(Job)
+
+
+def test_a_failed_job_does_not_block_its_id_for_the_next_run(redis_url):
+    from rq.job import Job as RqJob
+    from rq.job import JobStatus
+
+    redis = Redis.from_url(redis_url)
+    queue = RqJobQueue(redis)
+    queue.enqueue(Job.SYNC_CODES, "x.myshopify.com", job_id="sync-codes:x")
+    queue.enqueue(Job.SYNC_CODES, "x.myshopify.com", job_id="sync-codes:x")  # queued: kept
+    default = Queue("default", connection=redis)
+    assert default.count == 1
+    job = RqJob.fetch("sync-codes_x", connection=redis)  # ':' is not allowed in RQ ids
+    default.remove(job)
+    job.set_status(JobStatus.FAILED)  # it ran and failed (kept for its failure_ttl)
+    queue.enqueue(Job.SYNC_CODES, "x.myshopify.com", job_id="sync-codes:x")
+    assert default.count == 1
+    assert RqJob.fetch("sync-codes_x", connection=redis).get_status() == JobStatus.QUEUED
+
+
+def test_enrolment_queues_its_code_sync_on_rq(settings, redis_url):
+    """Job ids carry shop domains; RQ must accept them (a refused enqueue would be silent)."""
+    from connector.domain.shops import Shop, ShopStatus
+    from connector.services.ambassadors import enrol
+
+    redis = Redis.from_url(redis_url)
+    c = bootstrap(settings, jobs=RqJobQueue(redis), redis=redis)
+    with c.uow() as uow:
+        shop = uow.shops.save(Shop(None, SHOP, ShopStatus.INSTALLED))
+        uow.commit()
+    enrol(c.uow(), c.jobs, c.clock, shop, email="ava@example.com", first_name="Ava")
+    enrol(c.uow(), c.jobs, c.clock, shop, email="leo@example.com", first_name="Leo")
+    jobs_queued = Queue("default", connection=redis).jobs
+    assert [j.func_name for j in jobs_queued] == ["entrypoints.jobs.sync_codes"]
+    assert jobs_queued[0].args == (SHOP,)
+    c.close()

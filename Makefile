@@ -14,7 +14,7 @@ lint:
 
 bench:           ## benchmarks, each next to its naive baseline (prints tables)
 	scripts/bootstrap-venv dev
-	bash -c 'source scripts/services && .venv/bin/python bench/webhook_intake.py'
+	bash -c 'source scripts/services && .venv/bin/python bench/run_all.py $(BENCH_ARGS)'
 
 migrate:
 	scripts/bootstrap-venv

@@ -54,20 +54,17 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 import redis
@@ -76,12 +73,26 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script: make ``bench`` importable like the app's packages
 
 from bench import loadgen  # noqa: E402
+from bench.common import (  # noqa: E402
+    CLK_TCK,
+    HEADINGS,
+    RESULTS,
+    VENV_BIN,
+    bench_redis,
+    create_database,
+    drop_database,
+    idle_check,
+    machine_cpu,
+    migrate,
+    render_text,
+    write_json,
+)
+from bench.common import gunicorn as _gunicorn  # noqa: E402
+from bench.common import libpq as _libpq  # noqa: E402
 from bench.naive_app import SCHEMA as NAIVE_SCHEMA  # noqa: E402
 from bench.naive_app import TABLE as NAIVE_TABLE  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "shopify" / "order_with_discount_code_TENOFF.json"
-RESULTS = ROOT / "bench" / "results"
-VENV_BIN = Path(sys.executable).parent
 
 TOPIC = "orders/create"
 SHOP = "ambassador-bench.myshopify.com"
@@ -99,8 +110,6 @@ TARGET_STEADY_P99_MS = 100.0
 #: "Holds 100/s": the achieved rate may fall short of the offered one by scheduling jitter only.
 STEADY_RATE_TOLERANCE = 0.99
 
-HEALTH_TIMEOUT_S = 30.0  # gunicorn boot plus the app's first database connection
-STOP_TIMEOUT_S = 15.0  # SIGTERM, then SIGKILL: gunicorn's graceful timeout is set to 5 s
 #: Other processes' share of the machine worth a note on a run, and a warning on the results.
 OTHER_LOAD_NOTE = 0.05
 OTHER_LOAD_WARN = 0.10
@@ -192,20 +201,8 @@ class AppResult:
 
 # --- CPU accounting from /proc -----------------------------------------------------------------
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 #: A PostgreSQL client backend's process title names its client: "... 127.0.0.1(5432) idle".
 PG_CLIENT_BACKEND = re.compile(r"\(\d+\) |\[local\]")
-
-
-def machine_cpu() -> tuple[float, float]:
-    """(busy, elapsed) CPU seconds of the whole machine since boot, from /proc/stat."""
-    user, nice, system, idle, iowait, irq, softirq, steal = (
-        int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
-    )
-    # Interrupt time is left out of "busy": it is mostly the loopback traffic of the bench itself,
-    # which no process is charged for. Steal (the hypervisor's other guests) stays in.
-    busy = user + nice + system + steal
-    return busy / CLK_TCK, (busy + idle + iowait + irq + softirq) / CLK_TCK
 
 
 @dataclass(frozen=True)
@@ -265,69 +262,21 @@ class CpuProbe:
         return run
 
 
-def idle_check(seconds: float = 1.0) -> float:
-    """The share of the machine in use while nothing of the bench runs yet."""
-    busy0, total0 = machine_cpu()
-    time.sleep(seconds)
-    busy1, total1 = machine_cpu()
-    return (busy1 - busy0) / max(total1 - total0, 1e-9)
-
-
 # --- services ----------------------------------------------------------------------------------
-
-
-def _libpq(url: str) -> str:
-    return url.replace("postgresql+psycopg://", "postgresql://", 1).replace(
-        "postgres://", "postgresql://", 1
-    )
-
-
-def _with_dbname(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path=f"/{name}"))
 
 
 @contextmanager
 def bench_database(admin_url: str) -> Iterator[str]:
     """A fresh database for this run, migrated and with the naive table; dropped at the end."""
     name = f"ambassador_bench_{os.getpid()}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = _with_dbname(admin_url, name)
+    url = create_database(admin_url, name)
     try:
-        migrate = subprocess.run(
-            [str(VENV_BIN / "ambassador"), "migrate"],
-            env={**os.environ, "DATABASE_URL": url},
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        if migrate.returncode != 0:
-            raise RuntimeError(f"ambassador migrate failed:\n{migrate.stderr}")
+        migrate(url)
         with psycopg.connect(url) as conn:
             conn.execute(NAIVE_SCHEMA)
         yield url
     finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def bench_redis(url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    try:
-        yield client
-    finally:
-        client.flushdb()
-        client.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        drop_database(admin_url, name)
 
 
 @contextmanager
@@ -335,43 +284,8 @@ def gunicorn(
     app: AppSpec, config: ServerConfig, env: dict[str, str], logdir: Path
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
     """gunicorn serving ``app`` on a free loopback port, answering ``/healthz`` 200."""
-    port = _free_port()
-    log = logdir / f"gunicorn-{app.name}.log"
-    cmd = [
-        str(VENV_BIN / "gunicorn"),
-        *config.args(),
-        "-b",
-        f"127.0.0.1:{port}",
-        "--graceful-timeout",
-        "5",
-        "--log-level",
-        "warning",
-        app.wsgi,
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + HEALTH_TIMEOUT_S
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"gunicorn ({app.name}) exited:\n{log.read_text()[-3000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, OSError):
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"gunicorn ({app.name}) not healthy:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
-        yield proc, port, log
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with _gunicorn(app.name, app.wsgi, config.args(), env, logdir) as served:
+        yield served
 
 
 # --- the runs ----------------------------------------------------------------------------------
@@ -624,22 +538,6 @@ def result_notes(results: list[AppResult]) -> list[str]:
     return notes
 
 
-HEADINGS: Row = ("metric", "ours", "naive", "ratio", "target", "met?")
-
-
-def render_text(rows: list[Row]) -> str:
-    widths = [max(len(r[i]) for r in [HEADINGS, *rows]) for i in range(len(HEADINGS))]
-    lines = []
-    for k, row in enumerate([HEADINGS, *rows]):
-        cells = [row[0].ljust(widths[0])] + [
-            c.rjust(w) for c, w in zip(row[1:], widths[1:], strict=True)
-        ]
-        lines.append("  ".join(cells))
-        if k == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
 def render_markdown(
     header: list[str], rows: list[Row], notes: list[str], results: list[AppResult]
 ) -> str:
@@ -760,6 +658,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_markdown(header, rows, notes, results))
+    if args.out is None:  # the copy that bench/run_all.py reads
+        write_json("webhook_intake", "Webhook intake", plan.name, header, rows, notes, elapsed)
     print(
         f"\nwritten to {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}"
         f" ({elapsed:.0f} s)"

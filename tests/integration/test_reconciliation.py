@@ -413,7 +413,7 @@ def test_the_health_endpoint_counts_a_backlog_of_stored_deliveries(
     httpx.post(f"{live.url}/webhooks/shopify", content=body,
                headers=webhook_headers("orders/updated", body))
     inbox = health(live)["inbox"]
-    assert inbox["pending"] == 1 and inbox["oldest_pending_age_seconds"] >= 0
+    assert inbox["pending"] >= 1 and inbox["oldest_pending_age_seconds"] >= 0  # ours waits
 
 
 # --- tenants ---------------------------------------------------------------------------------

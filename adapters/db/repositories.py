@@ -70,6 +70,7 @@ class SqlAlchemyShopRepository:
         self._conn = conn
         self._cipher = cipher
         self._now = now
+        self._seen: dict[str, Shop | None] = {}  # read once per transaction
 
     def _to_shop(self, row: Any) -> Shop:
         token = None
@@ -95,14 +96,18 @@ class SqlAlchemyShopRepository:
         )
 
     def get(self, domain: str) -> Shop | None:
+        if domain in self._seen:  # a batch of webhooks asks once per event
+            return self._seen[domain]
         row = self._conn.execute(sa.select(shops).where(shops.c.domain == domain)).first()
-        return self._to_shop(row) if row else None
+        self._seen[domain] = self._to_shop(row) if row else None
+        return self._seen[domain]
 
     def get_for_update(self, domain: str) -> Shop | None:
         row = self._conn.execute(
             sa.select(shops).where(shops.c.domain == domain).with_for_update()
         ).first()
-        return self._to_shop(row) if row else None
+        self._seen[domain] = self._to_shop(row) if row else None
+        return self._seen[domain]
 
     def save(self, shop: Shop) -> Shop:
         token = shop.token
@@ -125,10 +130,12 @@ class SqlAlchemyShopRepository:
         stmt = _insert(self._conn, shops).values(created_at=self._now, **values)
         stmt = stmt.on_conflict_do_update(index_elements=[shops.c.domain], set_=values)
         shop_id = self._conn.execute(stmt.returning(shops.c.id)).scalar_one()
+        self._seen.pop(shop.domain, None)  # re-read (decrypted, as stored) when asked again
         return replace(shop, id=shop_id)
 
     def delete(self, domain: str) -> bool:
         result = self._conn.execute(sa.delete(shops).where(shops.c.domain == domain))
+        self._seen[domain] = None
         return bool(result.rowcount)
 
     def installed_domains(self) -> list[str]:

@@ -43,25 +43,35 @@ def apply_order(
     uow: UnitOfWork, clock: Clock, shop_id: int, order: Order, *, source: str = "webhook"
 ) -> Applied:
     """An order event (create, paid, updated, cancelled) or a reconciled order."""
-    uow.orders.lock(shop_id, order.id)  # serialise with other workers on this order
-    uow.orders.save(shop_id, order, source)
+    stored = uow.orders.lock(shop_id, order.id)  # serialise with other workers on this order
+    kept_newer = not uow.orders.save(shop_id, order, source)
     uow.orders.add_refunds(shop_id, order.refunds)
-    return recompute(uow, clock, shop_id, order.id, reason=f"order {order.name}")
+    # The state recompute needs, without reading it back: the newer snapshot, every refund.
+    base = stored if kept_newer and stored is not None else order
+    refunds = {r.id: r for r in (stored.refunds if stored else ())} | {
+        r.id: r for r in order.refunds}
+    current = replace(base, refunds=tuple(refunds[k] for k in sorted(refunds)))
+    return recompute(uow, clock, shop_id, order.id, reason=f"order {order.name}",
+                     current=current)
 
 
 def apply_refund(uow: UnitOfWork, clock: Clock, shop_id: int, refund: Refund) -> Applied | None:
     """A refund event. Kept even if its order has not arrived; applied when it does."""
     uow.orders.add_refunds(shop_id, [refund])
-    if uow.orders.lock(shop_id, refund.order_id) is None:
+    stored = uow.orders.lock(shop_id, refund.order_id)  # its refunds include this one
+    if stored is None:
         return None
-    return recompute(uow, clock, shop_id, refund.order_id, reason=f"refund {refund.id}")
+    return recompute(uow, clock, shop_id, refund.order_id, reason=f"refund {refund.id}",
+                     current=stored)
 
 
 def recompute(
-    uow: UnitOfWork, clock: Clock, shop_id: int, order_id: int, *, reason: str
+    uow: UnitOfWork, clock: Clock, shop_id: int, order_id: int, *, reason: str,
+    current: Order | None = None,
 ) -> Applied:
-    """Bring the order's attribution record and ledger entries to what its state implies."""
-    order = uow.orders.get(shop_id, order_id)
+    """Bring the order's attribution record and ledger entries to what its state implies
+    (``current``: that state, when the caller already holds it under the order's lock)."""
+    order = current if current is not None else uow.orders.get(shop_id, order_id)
     assert order is not None
     settings = uow.program.settings(shop_id)
     previous = uow.ledger.attribution(shop_id, order_id)

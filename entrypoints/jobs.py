@@ -14,6 +14,7 @@ from adapters.bootstrap import Container, bootstrap
 from adapters.settings import Settings
 from connector.ports import Job
 from connector.services import (
+    ambassadors,
     applications,
     attribution,
     codes,
@@ -115,7 +116,7 @@ def check_code_drift(shop_domain: str | None = None) -> int:
         found += len(report.missing) + len(report.reappeared)
         # Always follow with a sync: it also catches status changes made outside a request
         # (e.g. an ambassador erased by customers/redact), and costs nothing when all is done.
-        c.jobs.enqueue(Job.SYNC_CODES, domain, job_id=f"sync-codes:{domain}")
+        ambassadors.queue_shopify_sync(c.jobs, domain)
     return found
 
 

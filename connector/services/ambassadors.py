@@ -121,7 +121,7 @@ def enrol(
         )
         if status is AmbassadorStatus.ACTIVE:
             added = _reserve_code(uow, added, program.code_format)
-        uow.after_commit(lambda: _queue_shopify_sync(jobs, shop.domain))
+        uow.after_commit(lambda: queue_shopify_sync(jobs, shop.domain))
         uow.commit()
     log.info("program.enrolled", extra={"shop": shop.domain, "ambassador": added.id})
     return Enrolment(added, created=True)
@@ -173,11 +173,15 @@ def next_code(
     raise ProgramError("no_code", "no free code could be found for this ambassador")
 
 
-def _queue_shopify_sync(jobs: JobQueue, shop_domain: str) -> None:
-    try:
-        jobs.enqueue(Job.SYNC_CODES, shop_domain, job_id=f"sync-codes:{shop_domain}")
-    except Exception:  # the scheduled code sync catches up  # noqa: BLE001
-        log.warning("program.sync_codes.enqueue_failed", extra={"shop": shop_domain})
+def queue_shopify_sync(jobs: JobQueue, shop_domain: str) -> None:
+    """After a program change: make Shopify follow (codes, then customer tags). Both jobs
+    compare what should be with what is, so queuing them again is harmless."""
+    for job, key in ((Job.SYNC_CODES, "sync-codes"), (Job.SYNC_CUSTOMER_TAGS, "sync-tags")):
+        try:
+            jobs.enqueue(job, shop_domain, job_id=f"{key}:{shop_domain}")
+        except Exception:  # noqa: BLE001 - the hourly drift check queues both again
+            log.warning("program.shopify_sync.enqueue_failed",
+                        extra={"shop": shop_domain, "job": job.value})
 
 
 def enrol_customer(
@@ -246,7 +250,7 @@ def change_status(
                 ambassador_id, "status", actor, now, current.status.value, status.value, reason
             ),
         )
-        uow.after_commit(lambda: _queue_shopify_sync(jobs, shop.domain))
+        uow.after_commit(lambda: queue_shopify_sync(jobs, shop.domain))
         uow.commit()
     return saved
 
@@ -333,7 +337,7 @@ def set_code(
         )
         if old_gid:
             uow.ambassadors.retire_code(shop.id, ambassador_id, current.discount_gid or "", old_gid)
-        uow.after_commit(lambda: _queue_shopify_sync(jobs, shop.domain))
+        uow.after_commit(lambda: queue_shopify_sync(jobs, shop.domain))
         uow.commit()
     return saved
 

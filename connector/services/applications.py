@@ -70,7 +70,7 @@ from connector.ports import (
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from connector.services.ambassadors import NotFound, ProgramError, next_code
+from connector.services.ambassadors import NotFound, ProgramError, next_code, queue_shopify_sync
 
 log = logging.getLogger(__name__)
 
@@ -707,7 +707,7 @@ def _approve(
     _notify(uow, shop, approved_message(decided, _shop_name(shop), shop.domain, saved.code))
     # In this order: with a single worker (and inline jobs) the code is live in Shopify before
     # the welcome message that carries it goes out.
-    uow.after_commit(lambda: _sync_codes(jobs, shop.domain))
+    uow.after_commit(lambda: queue_shopify_sync(jobs, shop.domain))
     uow.after_commit(lambda: _wake_sender(jobs))
     return decided
 
@@ -729,13 +729,6 @@ def _wake_sender(jobs: JobQueue) -> None:
         jobs.trigger(Job.SEND_NOTIFICATIONS)
     except Exception:  # noqa: BLE001 - the scheduled run sends it a little later
         log.warning("notifications.trigger_failed")
-
-
-def _sync_codes(jobs: JobQueue, shop_domain: str) -> None:
-    try:
-        jobs.enqueue(Job.SYNC_CODES, shop_domain, job_id=f"sync-codes:{shop_domain}")
-    except Exception:  # noqa: BLE001 - the scheduled code sync catches up
-        log.warning("program.sync_codes.enqueue_failed", extra={"shop": shop_domain})
 
 
 def send_notifications(

@@ -226,3 +226,13 @@ def test_top_customers_become_50_active_ambassadors_in_one_action(installed):
     assert len({i["code"] for i in items}) == 50
     again = installed.api("GET", "/candidates", params={"limit": 50}).json()["items"]
     assert {t["customer_id"] for t in again}.isdisjoint({t["customer_id"] for t in top})
+
+
+def test_the_shopify_customer_is_tagged_while_an_ambassador(installed):
+    person = customer(installed, first="Omar", last="Larsen")
+    body = enrol(installed, customer_id=person["admin_graphql_api_id"]).json()
+    tags = installed.emulator.shop(SHOP).customers[person["id"]].tags
+    assert "ambassador" in tags
+    installed.api("POST", f"/ambassadors/{body['id']}/status",
+                  json={"status": "removed", "reason": "left the program"})
+    assert "ambassador" not in installed.emulator.shop(SHOP).customers[person["id"]].tags

@@ -147,14 +147,6 @@ class SqlAlchemyAmbassadorRepository:
             return False
         return bool(result.rowcount)
 
-    def codes_taken(self, shop_id: int, codes: list[str]) -> set[str]:
-        if not codes:
-            return set()
-        rows = self._conn.execute(
-            sa.select(_A.code).where(_A.shop_id == shop_id, _A.code.in_([c.upper() for c in codes]))
-        )
-        return {r.code for r in rows}
-
     def needing_code_sync(self, shop_id: int, limit: int) -> list[Ambassador]:
         active = _A.status == AmbassadorStatus.ACTIVE.value
         rows = self._conn.execute(

@@ -70,7 +70,6 @@ class ShopifyAdminPlatform:
         api_key: str,
         api_secret: str,
         scopes: tuple[str, ...],
-        http_factory: Any = None,
     ) -> None:
         self._app = app
         self._http = http
@@ -78,7 +77,6 @@ class ShopifyAdminPlatform:
         self._api_key = api_key
         self._api_secret = api_secret
         self._scopes = scopes
-        self._http_factory = http_factory
 
     @property
     def graphql(self) -> ShopifyGraphQLClient:

@@ -38,10 +38,6 @@ class ShopifyVerifier:
         self._app = ShopifyApp(api_key, api_secret, old_secret) if api_key and api_secret else None
         self._secrets = [s for s in (api_secret, old_secret) if s]
 
-    @property
-    def configured(self) -> bool:
-        return self._app is not None
-
     def webhook(self, headers: Mapping[str, str], body: bytes) -> Verified:
         """``X-Shopify-Hmac-Sha256``: base64 HMAC-SHA256 of the raw body, current or old secret.
 

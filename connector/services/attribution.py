@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -48,8 +48,9 @@ def apply_order(
     uow.orders.add_refunds(shop_id, order.refunds)
     # The state recompute needs, without reading it back: the newer snapshot, every refund.
     base = stored if kept_newer and stored is not None else order
-    refunds = {r.id: r for r in (stored.refunds if stored else ())} | {
-        r.id: r for r in order.refunds}
+    # Refunds may have arrived before their order (kept in the refunds table).
+    known = stored.refunds if stored is not None else uow.orders.refunds(shop_id, order.id)
+    refunds = {r.id: r for r in known} | {r.id: r for r in order.refunds}
     current = replace(base, refunds=tuple(refunds[k] for k in sorted(refunds)))
     return recompute(uow, clock, shop_id, order.id, reason=f"order {order.name}",
                      current=current)
@@ -240,6 +241,3 @@ def approve_due_rewards(uow_factory: UnitOfWorkFactory, clock: Clock) -> int:
             return approved
         approved += len(touched)
 
-
-def hold_until(placed: datetime, hold_days: int) -> datetime:
-    return placed + timedelta(days=hold_days)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -293,6 +293,3 @@ def sync_customer_tags(
         done += 1
     return done
 
-
-def tier_window(now: datetime, days: int = 90) -> datetime:
-    return now - timedelta(days=days)

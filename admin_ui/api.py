@@ -7,6 +7,8 @@ Errors: ``{"error": {"code", "message"}}`` with a fitting 4xx.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import logging
 from typing import Any
 
@@ -63,6 +65,25 @@ def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
         raise ApiError(503, "shopify_unavailable", str(exc), **{"Retry-After": "30"}) from None
     except PlatformError as exc:
         raise ApiError(502, "shopify_error", str(exc)) from None
+
+
+def encode_cursor(kind: str, last_id: int | None) -> str:
+    """An opaque keyset cursor: the list's kind and the last id seen."""
+    return base64.urlsafe_b64encode(f"{kind}:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, cursor: str | None) -> int | None:
+    """The last id of a cursor this API gave for this kind of list; 422 for anything else."""
+    if not cursor:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, _, value = raw.partition(":")
+        if prefix != kind or not value.isdigit() or len(value) > 18:
+            raise ValueError(raw)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ApiError(422, "invalid_cursor", "the cursor is not one this API gave") from None
 
 
 @bp.errorhandler(ApiError)

@@ -7,13 +7,20 @@ session token (``merchant:<sub>``): one vote each, a second vote replaces the fi
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from flask import g, jsonify, request
 
-from admin_ui.api import ApiError, actor, bp, call, container, json_body
+from admin_ui.api import (
+    ApiError,
+    actor,
+    bp,
+    call,
+    container,
+    decode_cursor,
+    encode_cursor,
+    json_body,
+)
 from connector.domain.applications import (
     Application,
     ApplicationStatus,
@@ -94,23 +101,6 @@ def review_json(r: service.Review) -> dict[str, Any]:
     return body
 
 
-def _encode_cursor(last_id: int | None) -> str:
-    return base64.urlsafe_b64encode(f"p:{last_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = raw.partition(":")
-        if kind != "p" or not value.isdigit() or len(value) > 18:
-            raise ValueError(raw)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ApiError(422, "invalid_cursor", "the cursor is not one this API gave") from None
-
-
 @bp.get("/applications")
 def list_applications() -> Any:
     """The review queue, oldest first (first come, first reviewed)."""
@@ -123,7 +113,7 @@ def list_applications() -> Any:
         limit = min(max(int(request.args.get("limit", 50)), 1), MAX_PAGE)
     except ValueError:
         raise ApiError(422, "invalid_limit", "limit must be an integer") from None
-    after = _decode_cursor(request.args.get("cursor"))
+    after = decode_cursor("p", request.args.get("cursor"))
     queue = service.review_queue(container().uow(), g.shop, status, after, limit + 1)
     items, more = queue.items[:limit], len(queue.items) > limit
     return jsonify(
@@ -134,7 +124,7 @@ def list_applications() -> Any:
                 )
                 for i in items
             ],
-            "next_cursor": _encode_cursor(items[-1].application.id) if more and items else None,
+            "next_cursor": encode_cursor("p", items[-1].application.id) if more and items else None,
         }
     )
 

@@ -5,14 +5,21 @@ Registered on the same blueprint as :mod:`admin_ui.api` (same auth, same error s
 
 from __future__ import annotations
 
-import base64
-import binascii
 from decimal import Decimal
 from typing import Any
 
 from flask import g, jsonify, request
 
-from admin_ui.api import ApiError, actor, bp, call, container, json_body
+from admin_ui.api import (
+    ApiError,
+    actor,
+    bp,
+    call,
+    container,
+    decode_cursor,
+    encode_cursor,
+    json_body,
+)
 from connector.domain.ambassadors import Ambassador, AmbassadorStatus
 from connector.domain.money import Money
 from connector.domain.tiers import Tier
@@ -175,7 +182,7 @@ def list_ambassadors() -> Any:
         limit = min(max(int(request.args.get("limit", 50)), 1), MAX_PAGE)
     except ValueError:
         raise ApiError(422, "invalid_limit", "limit must be an integer") from None
-    after = _decode_cursor(request.args.get("cursor"))
+    after = decode_cursor("a", request.args.get("cursor"))
     q = (request.args.get("q") or "").strip()[:200] or None
     rows = service.list_ambassadors(
         container().uow(),
@@ -186,26 +193,9 @@ def list_ambassadors() -> Any:
     return jsonify(
         {
             "items": render(items),
-            "next_cursor": _encode_cursor(items[-1].id) if more and items else None,
+            "next_cursor": encode_cursor("a", items[-1].id) if more and items else None,
         }
     )
-
-
-def _encode_cursor(last_id: int | None) -> str:
-    return base64.urlsafe_b64encode(f"a:{last_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str | None) -> int | None:
-    if not cursor:
-        return None
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = raw.partition(":")
-        if kind != "a" or not value.isdigit():
-            raise ValueError(raw)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise ApiError(422, "invalid_cursor", "the cursor is not one this API gave") from None
 
 
 def _ambassador_id(value: str) -> int:

@@ -144,3 +144,23 @@ def test_session_token_vectors_from_the_fixtures(container, vector, monkeypatch)
     verifier = ShopifyVerifier(vector["verify_with_api_key"], vector["verify_with_secret"])
     result = verifier.session_token(vector["token"])
     assert result.ok is (vector["expected"] == "valid"), (vector["name"], result.code)
+
+
+def test_ambassador_pages_follow_their_cursor_and_refuse_foreign_ones(client, two_shops, container):
+    from connector.domain.ambassadors import Ambassador, AmbassadorStatus
+
+    with container.uow() as uow:
+        shop = uow.shops.get(SHOP)
+        for i in range(5):
+            uow.ambassadors.add(Ambassador(None, shop.id, f"p{i}@example.com",
+                                           AmbassadorStatus.APPLIED))
+        uow.commit()
+    token = session_token()
+    first = get(client, "/ambassadors?limit=3", token).get_json()
+    second = get(client, f"/ambassadors?limit=3&cursor={first['next_cursor']}", token).get_json()
+    emails = [a["email"] for a in first["items"] + second["items"]]
+    assert len(emails) == 5 == len(set(emails)) and second["next_cursor"] is None
+    for bad in ("garbage!", "cDox", first["next_cursor"][:-2]):  # "p:1" is an applications one
+        response = get(client, f"/ambassadors?cursor={bad}", token)
+        assert response.status_code == 422
+        assert response.get_json()["error"]["code"] == "invalid_cursor"

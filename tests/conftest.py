@@ -170,6 +170,26 @@ def client(app: Any) -> Any:
     return app.test_client()
 
 
+def install_shop(
+    container: Container, domain: str = SHOP, *, installed_at: Any = None,
+    name: str | None = None, currency: str = "USD",
+) -> Any:
+    """An installed shop with a valid expiring token, saved directly (no Shopify involved)."""
+    from datetime import timedelta
+
+    from connector.domain.shops import OfflineToken, Shop, ShopStatus
+
+    now = container.clock.now()
+    token = OfflineToken("shpat_x", "read_orders", now + timedelta(hours=1), "shprt_x",
+                         now + timedelta(days=90))
+    with container.uow() as uow:
+        shop = uow.shops.save(Shop(id=None, domain=domain, status=ShopStatus.INSTALLED,
+                                   token=token, installed_at=installed_at or now,
+                                   currency=currency, name=name or domain))
+        uow.commit()
+    return shop
+
+
 def count_rows(container: Container, table: str) -> int:
     with container.engine.connect() as conn:
         return int(conn.exec_driver_sql(f"SELECT count(*) FROM {table}").scalar_one())

@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import jwt
 import pytest
 
-from connector.domain.shops import OfflineToken, Shop, ShopStatus
 from connector.ports import PrivacyRequest
-from tests.conftest import OLD_SECRET, SHOP, fixture_json
+from tests.conftest import OLD_SECRET, SHOP, fixture_json, install_shop
 from tests.tokens import session_token
 
 OTHER = "other-shop.myshopify.com"
 
 
 def install(container, domain):
+    install_shop(container, domain)
     now = container.clock.now()
-    token = OfflineToken("shpat_x", "", now + timedelta(hours=1), "shprt_x", None)
     with container.uow() as uow:
-        uow.shops.save(
-            Shop(
-                id=None,
-                domain=domain,
-                status=ShopStatus.INSTALLED,
-                token=token,
-                installed_at=now,
-                currency="USD",
-                name=domain,
-            )
-        )
         uow.privacy_requests.add(
             PrivacyRequest(
                 None, domain, "customers/data_request", now, now, 1, {"secret_of": domain}

@@ -22,11 +22,11 @@ from adapters.queue.inprocess import InProcessJobQueue
 from connector.domain.ambassadors import AmbassadorStatus
 from connector.domain.applications import client_fingerprint
 from connector.domain.program import ProgramSettings
-from connector.domain.shops import OfflineToken, Shop, ShopStatus
+from connector.domain.shops import Shop
 from connector.ports import CustomerSummary, Job
 from connector.services import ambassadors as ambassador_service
 from entrypoints import jobs as job_functions
-from tests.conftest import OLD_SECRET, SHOP, count_rows
+from tests.conftest import OLD_SECRET, SHOP, count_rows, install_shop
 from tests.proxy import form_token, proxy_path, signature, signed_params
 from tests.tokens import session_token
 
@@ -83,22 +83,8 @@ class FakeCustomers:
 
 
 def install(container, domain: str) -> Shop:
-    now = container.clock.now()
-    token = OfflineToken("shpat_x", "", now + timedelta(hours=1), "shprt_x", None)
-    with container.uow() as uow:
-        shop = uow.shops.save(
-            Shop(
-                id=None,
-                domain=domain,
-                status=ShopStatus.INSTALLED,
-                token=token,
-                installed_at=now,
-                currency="USD",
-                name="Test <Shop>" if domain == SHOP else "Other Shop",
-            )
-        )
-        uow.commit()
-    return shop
+    return install_shop(container, domain,
+                        name="Test <Shop>" if domain == SHOP else "Other Shop")
 
 
 @pytest.fixture

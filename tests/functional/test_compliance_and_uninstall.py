@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from connector.domain.shops import OfflineToken, Shop, ShopStatus
-from tests.conftest import SHOP, count_rows, fixture_json, webhook_headers
+from connector.domain.shops import ShopStatus
+from tests.conftest import SHOP, count_rows, fixture_json, install_shop, webhook_headers
 
 ORDER = fixture_json("order_with_discount_code_TENOFF.json")["order"]
 CUSTOMER_ID = ORDER["customer"]["id"]
@@ -22,21 +22,7 @@ def send(client, topic, payload, **kwargs):
 
 
 def install(container, domain=SHOP, installed_at=None):
-    now = container.clock.now()
-    token = OfflineToken(
-        "shpat_x", "read_orders", now + timedelta(hours=1), "shprt_x", now + timedelta(days=90)
-    )
-    with container.uow() as uow:
-        uow.shops.save(
-            Shop(
-                id=None,
-                domain=domain,
-                status=ShopStatus.INSTALLED,
-                token=token,
-                installed_at=installed_at or now,
-            )
-        )
-        uow.commit()
+    install_shop(container, domain, installed_at=installed_at)
 
 
 def bodies(container):

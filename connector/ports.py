@@ -6,7 +6,7 @@ tests plug in fakes (``FakeX``) through :func:`adapters.bootstrap.bootstrap`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -67,6 +67,17 @@ class InboxStats:
     last_received_at: datetime | None
 
 
+@dataclass(frozen=True)
+class Completion:
+    """A delivery's outcome: its status, what it concerned (for privacy requests), a note."""
+
+    delivery_id: int
+    status: str
+    customer_id: int | None = None
+    order_id: int | None = None
+    note: str | None = None
+
+
 class InboxRepository(Protocol):
     def add(self, webhook: IncomingWebhook, received_at: datetime) -> int | None:
         """Store a delivery. Idempotent on ``(topic, webhook_id)``: a repeat returns ``None``."""
@@ -89,6 +100,10 @@ class InboxRepository(Protocol):
         order_id: int | None = None,
         note: str | None = None,
     ) -> None: ...
+
+    def complete_many(self, completions: Sequence[Completion], now: datetime) -> None:
+        """:meth:`complete` for many deliveries in one round trip."""
+        ...
 
     def fail(
         self, delivery_id: int, error: str, now: datetime, *, retry_at: datetime | None
@@ -588,18 +603,28 @@ class RewardTotals:
 
 class OrderRepository(Protocol):
     def lock(self, shop_id: int, order_id: int) -> Order | None:
-        """The stored snapshot (refunds merged), row-locked until the unit of work ends."""
+        """:meth:`lock_many` for one order."""
+        ...
+
+    def lock_many(self, shop_id: int, order_ids: Iterable[int]) -> dict[int, Order]:
+        """Serialise with every other writer of these orders until the unit of work ends (also
+        for orders not stored yet), and return the stored snapshots, refunds merged."""
         ...
 
     def get(self, shop_id: int, order_id: int) -> Order | None: ...
 
-    def save(self, shop_id: int, order: Order, source: str) -> bool:
-        """Store the snapshot unless the stored one is newer; False when kept."""
+    def save_many(self, shop_id: int, snapshots: Sequence[Order], source: str) -> set[int]:
+        """Store each snapshot (distinct order ids) unless the stored one is newer by
+        ``updated_at``; returns the ids stored."""
         ...
 
-    def add_refunds(self, shop_id: int, refunds: Iterable[Refund]) -> int: ...
+    def add_refunds(self, shop_id: int, refunds: Iterable[Refund]) -> int:
+        """Keep refunds (known ones are ignored); returns how many were new."""
+        ...
 
-    def refunds(self, shop_id: int, order_id: int) -> tuple[Refund, ...]: ...
+    def refunds(self, shop_id: int, order_ids: list[int]) -> dict[int, tuple[Refund, ...]]:
+        """The refunds kept per order (also for orders not stored yet), by refund id."""
+        ...
 
     def identities(self, shop_id: int, codes: list[str]) -> dict[str, AmbassadorIdentity]: ...
 
@@ -617,19 +642,32 @@ class OrderRepository(Protocol):
 class LedgerRepository(Protocol):
     def attribution(self, shop_id: int, order_id: int) -> AttributionRecord | None: ...
 
-    def save_attribution(self, shop_id: int, record: AttributionRecord) -> None: ...
+    def attributions(
+        self, shop_id: int, order_ids: Iterable[int]
+    ) -> dict[int, AttributionRecord]: ...
 
-    def booked(self, shop_id: int, order_id: int) -> dict[int, tuple[Decimal, int]]: ...
+    def save_attributions(self, shop_id: int, records: Sequence[AttributionRecord]) -> None:
+        """Insert or replace each order's explanation (distinct order ids)."""
+        ...
 
-    def append(self, shop_id: int, entry: LedgerEntry) -> bool: ...
+    def booked(
+        self, shop_id: int, order_ids: Iterable[int]
+    ) -> dict[int, dict[int, tuple[Decimal, int]]]:
+        """Per order, per ambassador: the sum of the order's entries and how many there are."""
+        ...
+
+    def append(self, shop_id: int, entries: Sequence[LedgerEntry]) -> int:
+        """Append entries; a repeated idempotency key is ignored. Returns how many were new."""
+        ...
 
     def entries(
         self, shop_id: int, ambassador_id: int, *, after_id: int | None = None, limit: int = 100
     ) -> list[LedgerEntry]: ...
 
-    def hold(
-        self, shop_id: int, order_id: int, ambassador_id: int, hold_until: datetime
-    ) -> None: ...
+    def hold(self, shop_id: int, holds: Sequence[tuple[int, int, datetime]]) -> None:
+        """Start each (order id, ambassador id, hold until) reward's hold; one that already
+        started keeps its date."""
+        ...
 
     def approve_due(self, now: datetime, limit: int = 5000) -> list[tuple[int, int]]: ...
 

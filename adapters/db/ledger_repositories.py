@@ -3,7 +3,8 @@ records (the explanations), ledger entries, per-order reward state, ambassador s
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -83,124 +84,187 @@ def _to_order(row: Any, refunds: tuple[Refund, ...]) -> Order:
     )
 
 
+def _snapshot_row(shop_id: int, order: Order, source: str, now: datetime) -> dict[str, Any]:
+    return {
+        "shop_id": shop_id,
+        "order_id": order.id,
+        "name": order.name,
+        "shopify_updated_at": order.updated_at,
+        "placed_at": order.created_at,
+        "currency": order.currency,
+        "customer_id": order.customer_id,
+        "email": order.email,
+        "phone": order.phone,
+        "address_key": order.address,
+        "data": _order_data(order),
+        "source": source,
+        "received_at": now,
+    }
+
+
+def order_lock_key(shop_id: int, order_id: int) -> int:
+    """The PostgreSQL advisory-lock key of one order: 64 bits of a hash (a collision only makes
+    two orders wait for each other)."""
+    digest = hashlib.blake2b(f"order:{shop_id}:{order_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+# Locks taken in ascending key order, so two workers with overlapping batches cannot deadlock.
+_ORDER_LOCKS = sa.text(
+    "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"
+)
+
+
 class SqlAlchemyOrderRepository:
     def __init__(self, conn: sa.Connection, now: datetime) -> None:
         self._conn = conn
         self._now = now
 
     def lock(self, shop_id: int, order_id: int) -> Order | None:
-        """The stored snapshot, row-locked until the transaction ends (one writer per order)."""
-        row = self._conn.execute(
-            sa.select(orders)
-            .where(_O.shop_id == shop_id, _O.order_id == order_id)
-            .with_for_update()
-        ).first()
-        return _to_order(row, self.refunds(shop_id, order_id)) if row else None
+        return self.lock_many(shop_id, [order_id]).get(order_id)
+
+    def lock_many(self, shop_id: int, order_ids: Iterable[int]) -> dict[int, Order]:
+        """Serialise with every other writer of these orders until the transaction ends, and
+        return the stored snapshots with their refunds.
+
+        On PostgreSQL: a transaction-level advisory lock per order. Unlike ``FOR UPDATE`` it
+        also covers an order that is not stored yet, so a refund and the first version of its
+        order applied by two workers at once are serialised too. SQLite has one writer at a
+        time (``BEGIN IMMEDIATE``) and needs none.
+        """
+        ids = sorted(set(order_ids))
+        if not ids:
+            return {}
+        if self._conn.dialect.name == "postgresql":
+            keys = sorted({order_lock_key(shop_id, i) for i in ids})
+            self._conn.execute(_ORDER_LOCKS, {"keys": keys})
+        rows = self._conn.execute(
+            sa.select(orders).where(_O.shop_id == shop_id, _O.order_id.in_(ids))
+        ).all()
+        refunds = self.refunds(shop_id, [r.order_id for r in rows])
+        return {r.order_id: _to_order(r, refunds.get(r.order_id, ())) for r in rows}
 
     def get(self, shop_id: int, order_id: int) -> Order | None:
         row = self._conn.execute(
             sa.select(orders).where(_O.shop_id == shop_id, _O.order_id == order_id)
         ).first()
-        return _to_order(row, self.refunds(shop_id, order_id)) if row else None
+        if row is None:
+            return None
+        return _to_order(row, self.refunds(shop_id, [order_id]).get(order_id, ()))
 
-    def save(self, shop_id: int, order: Order, source: str) -> bool:
-        """Insert or replace the snapshot; returns False (and keeps the stored one) when the
-        stored version is newer (``updated_at``), so a stale webhook cannot roll it back."""
-        values = {
-            "name": order.name,
-            "shopify_updated_at": order.updated_at,
-            "placed_at": order.created_at,
-            "currency": order.currency,
-            "customer_id": order.customer_id,
-            "email": order.email,
-            "phone": order.phone,
-            "address_key": order.address,
-            "data": _order_data(order),
-            "source": source,
-            "received_at": self._now,
-        }
-        stmt = _insert(self._conn, orders).values(shop_id=shop_id, order_id=order.id, **values)
-        newer = (
+    def save_many(self, shop_id: int, snapshots: Sequence[Order], source: str) -> set[int]:
+        """Insert or replace each snapshot, one statement for all; the stored one is kept when
+        it is newer (``updated_at``), so a stale webhook cannot roll an order back."""
+        if not snapshots:
+            return set()
+        stmt = _insert(self._conn, orders)
+        replaced = [c.name for c in orders.c if c.name not in ("id", "shop_id", "order_id")]
+        newer = sa.and_(
+            stmt.excluded.shopify_updated_at.is_not(None),
             sa.or_(
                 _O.shopify_updated_at.is_(None),
                 stmt.excluded.shopify_updated_at >= _O.shopify_updated_at,
-            )
-            if order.updated_at
-            else sa.false()
+            ),
         )
         stmt = stmt.on_conflict_do_update(
-            index_elements=[_O.shop_id, _O.order_id], set_=values, where=newer
-        )
-        return bool(self._conn.execute(stmt).rowcount)
+            index_elements=[_O.shop_id, _O.order_id],
+            set_={name: stmt.excluded[name] for name in replaced},
+            where=newer,
+        ).returning(_O.order_id)
+        rows = [
+            _snapshot_row(shop_id, o, source, self._now)
+            for o in sorted(snapshots, key=lambda o: o.id)
+        ]
+        return {r[0] for r in self._conn.execute(stmt, rows)}
 
     def add_refunds(self, shop_id: int, refunds: Iterable[Refund]) -> int:
-        added = 0
-        for refund in refunds:
-            stmt = (
-                _insert(self._conn, order_refunds)
-                .values(
-                    shop_id=shop_id,
-                    refund_id=refund.id,
-                    order_id=refund.order_id,
-                    created_at=refund.created_at,
-                    lines=[[line_id, qty, str(amount)] for line_id, qty, amount in refund.lines],
-                )
-                .on_conflict_do_nothing(index_elements=[_R.shop_id, _R.refund_id])
-            )
-            added += self._conn.execute(stmt).rowcount or 0
-        return added
+        rows = [
+            {
+                "shop_id": shop_id,
+                "refund_id": refund.id,
+                "order_id": refund.order_id,
+                "created_at": refund.created_at,
+                "lines": [[line_id, qty, str(amount)] for line_id, qty, amount in refund.lines],
+            }
+            for refund in sorted({r.id: r for r in refunds}.values(), key=lambda r: r.id)
+        ]
+        if not rows:
+            return 0
+        stmt = (
+            _insert(self._conn, order_refunds)
+            .on_conflict_do_nothing(index_elements=[_R.shop_id, _R.refund_id])
+            .returning(_R.refund_id)
+        )
+        return len(self._conn.execute(stmt, rows).all())
 
-    def refunds(self, shop_id: int, order_id: int) -> tuple[Refund, ...]:
-        rows = self._conn.execute(
+    def refunds(self, shop_id: int, order_ids: list[int]) -> dict[int, tuple[Refund, ...]]:
+        if not order_ids:
+            return {}
+        found: dict[int, list[Refund]] = {}
+        for r in self._conn.execute(
             sa.select(order_refunds)
-            .where(_R.shop_id == shop_id, _R.order_id == order_id)
-            .order_by(_R.refund_id)
-        )
-        return tuple(
-            Refund(
-                r.refund_id,
-                r.order_id,
-                r.created_at,
-                tuple((int(i), int(q), Decimal(a)) for i, q, a in r.lines),
+            .where(_R.shop_id == shop_id, _R.order_id.in_(order_ids))
+            .order_by(_R.order_id, _R.refund_id)
+        ):
+            found.setdefault(r.order_id, []).append(
+                Refund(
+                    r.refund_id,
+                    r.order_id,
+                    r.created_at,
+                    tuple((int(i), int(q), Decimal(a)) for i, q, a in r.lines),
+                )
             )
-            for r in rows
-        )
+        return {order_id: tuple(refunds) for order_id, refunds in found.items()}
 
     def identities(self, shop_id: int, codes: list[str]) -> dict[str, AmbassadorIdentity]:
         """Ambassadors holding these codes, with the phones and addresses of their own orders
-        (the self-referral signals)."""
+        (the self-referral signals): two queries, however many codes."""
         if not codes:
             return {}
         a = ambassadors.c
-        rows = self._conn.execute(
-            sa.select(a.id, a.code, a.status, a.customer_id, a.email).where(
-                a.shop_id == shop_id, a.code.in_([c.upper() for c in codes])
+        holders = self._conn.execute(
+            sa.select(a.id, a.code, a.status, a.customer_id, a.email, a.tier_id).where(
+                a.shop_id == shop_id, a.code.in_(sorted({c.upper() for c in codes}))
             )
+        ).all()
+        if not holders:
+            return {}
+        emails = {e for e in (_normal(r.email) for r in holders) if e}
+        customers = {r.customer_id for r in holders if r.customer_id is not None}
+        own = [_O.email.in_(sorted(emails))] if emails else []
+        if customers:
+            own.append(_O.customer_id.in_(sorted(customers)))
+        signals = (
+            self._conn.execute(
+                sa.select(_O.customer_id, _O.email, _O.phone, _O.address_key)
+                .distinct()
+                .where(
+                    _O.shop_id == shop_id,
+                    sa.or_(*own),
+                    sa.or_(_O.phone.is_not(None), _O.address_key.is_not(None)),
+                )
+            ).all()
+            if own
+            else []
         )
         found: dict[str, AmbassadorIdentity] = {}
-        for r in rows:
-            phones: set[str] = set()
-            addresses: set[str] = set()
-            own = [_O.email == _normal(r.email)]
-            if r.customer_id is not None:
-                own.append(_O.customer_id == r.customer_id)
-            for o in self._conn.execute(
-                sa.select(_O.phone, _O.address_key)
-                .where(_O.shop_id == shop_id, sa.or_(*own))
-                .limit(50)
-            ):
-                if o.phone:
-                    phones.add(o.phone)
-                if o.address_key:
-                    addresses.add(o.address_key)
+        for r in holders:
+            email = _normal(r.email)
+            mine = [
+                o
+                for o in signals
+                if (r.customer_id is not None and o.customer_id == r.customer_id)
+                or (email is not None and o.email == email)
+            ]
             found[r.code] = AmbassadorIdentity(
                 id=r.id,
                 code=r.code,
                 active=r.status == "active",
                 customer_id=r.customer_id,
-                email=_normal(r.email),
-                phones=frozenset(phones),
-                addresses=frozenset(addresses),
+                email=email,
+                phones=frozenset(o.phone for o in mine if o.phone),
+                addresses=frozenset(o.address_key for o in mine if o.address_key),
+                tier_id=r.tier_id,
             )
         return found
 
@@ -298,94 +362,128 @@ class SqlAlchemyLedgerRepository:
     # --- attribution records ----------------------------------------------------------
 
     def attribution(self, shop_id: int, order_id: int) -> AttributionRecord | None:
-        row = self._conn.execute(
-            sa.select(order_attributions).where(_T.shop_id == shop_id, _T.order_id == order_id)
-        ).first()
-        if row is None:
-            return None
-        return AttributionRecord(
-            order_id=row.order_id,
-            ambassador_id=row.ambassador_id,
-            code=row.code,
-            rule=row.rule,
-            reason=Reason(row.reason),
-            candidates=tuple(
-                Candidate(
-                    c["ambassador_id"], c["code"], Decimal(c["discount"]), Reason(c["verdict"])
-                )
-                for c in row.candidates
-            ),
-            rate=Decimal(row.rate) if row.rate is not None else None,
-            base=Decimal(row.base),
-            reward=Decimal(row.reward),
-            currency=row.currency,
-            placed_at=row.placed_at,
-            cancelled=row.cancelled,
-            decided_at=row.decided_at,
-            updated_at=row.updated_at,
-        )
+        return self.attributions(shop_id, [order_id]).get(order_id)
 
-    def save_attribution(self, shop_id: int, record: AttributionRecord) -> None:
-        values = {
-            "ambassador_id": record.ambassador_id,
-            "code": record.code,
-            "rule": record.rule,
-            "reason": record.reason.value,
-            "candidates": [
-                {
-                    "ambassador_id": c.ambassador_id,
-                    "code": c.code,
-                    "discount": str(c.discount),
-                    "verdict": c.verdict.value,
-                }
-                for c in record.candidates
-            ],
-            "rate": record.rate,
-            "base": record.base,
-            "reward": record.reward,
-            "currency": record.currency,
-            "placed_at": record.placed_at,
-            "cancelled": record.cancelled,
-            "updated_at": self._now,
+    def attributions(self, shop_id: int, order_ids: Iterable[int]) -> dict[int, AttributionRecord]:
+        ids = sorted(set(order_ids))
+        if not ids:
+            return {}
+        rows = self._conn.execute(
+            sa.select(order_attributions).where(_T.shop_id == shop_id, _T.order_id.in_(ids))
+        )
+        return {
+            row.order_id: AttributionRecord(
+                order_id=row.order_id,
+                ambassador_id=row.ambassador_id,
+                code=row.code,
+                rule=row.rule,
+                reason=Reason(row.reason),
+                candidates=tuple(
+                    Candidate(
+                        c["ambassador_id"], c["code"], Decimal(c["discount"]), Reason(c["verdict"])
+                    )
+                    for c in row.candidates
+                ),
+                rate=Decimal(row.rate) if row.rate is not None else None,
+                base=Decimal(row.base),
+                reward=Decimal(row.reward),
+                currency=row.currency,
+                placed_at=row.placed_at,
+                cancelled=row.cancelled,
+                decided_at=row.decided_at,
+                updated_at=row.updated_at,
+            )
+            for row in rows
         }
-        stmt = _insert(self._conn, order_attributions).values(
-            shop_id=shop_id, order_id=record.order_id, decided_at=self._now, **values
+
+    def save_attributions(self, shop_id: int, records: Sequence[AttributionRecord]) -> None:
+        """Insert or replace each order's record, one statement for all (``decided_at`` is set
+        on the first decision, ``updated_at`` on every one)."""
+        if not records:
+            return
+        rows = [
+            {
+                "shop_id": shop_id,
+                "order_id": record.order_id,
+                "ambassador_id": record.ambassador_id,
+                "code": record.code,
+                "rule": record.rule,
+                "reason": record.reason.value,
+                "candidates": [
+                    {
+                        "ambassador_id": c.ambassador_id,
+                        "code": c.code,
+                        "discount": str(c.discount),
+                        "verdict": c.verdict.value,
+                    }
+                    for c in record.candidates
+                ],
+                "rate": record.rate,
+                "base": record.base,
+                "reward": record.reward,
+                "currency": record.currency,
+                "placed_at": record.placed_at,
+                "cancelled": record.cancelled,
+                "decided_at": self._now,
+                "updated_at": self._now,
+            }
+            for record in sorted(records, key=lambda r: r.order_id)
+        ]
+        stmt = _insert(self._conn, order_attributions)
+        replaced = [
+            c.name
+            for c in order_attributions.c
+            if c.name not in ("shop_id", "order_id", "decided_at")
+        ]
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[_T.shop_id, _T.order_id],
+            set_={name: stmt.excluded[name] for name in replaced},
         )
-        self._conn.execute(
-            stmt.on_conflict_do_update(index_elements=[_T.shop_id, _T.order_id], set_=values)
-        )
+        self._conn.execute(stmt, rows)
 
     # --- entries ------------------------------------------------------------------------
 
-    def booked(self, shop_id: int, order_id: int) -> dict[int, tuple[Decimal, int]]:
-        """Per ambassador: the sum of this order's entries and how many there are."""
+    def booked(
+        self, shop_id: int, order_ids: Iterable[int]
+    ) -> dict[int, dict[int, tuple[Decimal, int]]]:
+        ids = sorted(set(order_ids))
+        if not ids:
+            return {}
         rows = self._conn.execute(
-            sa.select(_L.ambassador_id, sa.func.sum(_L.amount), sa.func.count())
-            .where(_L.shop_id == shop_id, _L.order_id == order_id)
-            .group_by(_L.ambassador_id)
+            sa.select(_L.order_id, _L.ambassador_id, sa.func.sum(_L.amount), sa.func.count())
+            .where(_L.shop_id == shop_id, _L.order_id.in_(ids))
+            .group_by(_L.order_id, _L.ambassador_id)
         )
-        return {r[0]: (_exact(r[1]), int(r[2])) for r in rows}
+        found: dict[int, dict[int, tuple[Decimal, int]]] = {}
+        for order_id, ambassador_id, total, count in rows:
+            found.setdefault(order_id, {})[ambassador_id] = (_exact(total), int(count))
+        return found
 
-    def append(self, shop_id: int, entry: LedgerEntry) -> bool:
-        """Append one entry; a repeated idempotency key is ignored (returns False)."""
+    def append(self, shop_id: int, entries: Sequence[LedgerEntry]) -> int:
+        if not entries:
+            return 0
+        rows = [
+            {
+                "shop_id": shop_id,
+                "ambassador_id": entry.ambassador_id,
+                "order_id": entry.order_id,
+                "kind": entry.kind,
+                "amount": entry.amount,
+                "currency": entry.currency,
+                "presentment_amount": entry.presentment_amount,
+                "presentment_currency": entry.presentment_currency,
+                "reason": entry.reason,
+                "idempotency_key": entry.idempotency_key,
+                "created_at": self._now,
+            }
+            for entry in entries
+        ]
         stmt = (
             _insert(self._conn, ledger_entries)
-            .values(
-                shop_id=shop_id,
-                ambassador_id=entry.ambassador_id,
-                order_id=entry.order_id,
-                kind=entry.kind,
-                amount=entry.amount,
-                currency=entry.currency,
-                presentment_amount=entry.presentment_amount,
-                presentment_currency=entry.presentment_currency,
-                reason=entry.reason,
-                idempotency_key=entry.idempotency_key,
-                created_at=self._now,
-            )
             .on_conflict_do_nothing(index_elements=[_L.idempotency_key])
+            .returning(_L.id)
         )
-        return bool(self._conn.execute(stmt).rowcount)
+        return len(self._conn.execute(stmt, rows).all())
 
     def entries(
         self, shop_id: int, ambassador_id: int, *, after_id: int | None = None, limit: int = 100
@@ -415,20 +513,23 @@ class SqlAlchemyLedgerRepository:
 
     # --- reward state -------------------------------------------------------------------
 
-    def hold(self, shop_id: int, order_id: int, ambassador_id: int, hold_until: datetime) -> None:
-        """Start the order's hold for this ambassador (kept if it already started)."""
-        stmt = (
-            _insert(self._conn, order_rewards)
-            .values(
-                shop_id=shop_id,
-                order_id=order_id,
-                ambassador_id=ambassador_id,
-                status="pending",
-                hold_until=hold_until,
-            )
-            .on_conflict_do_nothing(index_elements=[_W.shop_id, _W.order_id, _W.ambassador_id])
+    def hold(self, shop_id: int, holds: Sequence[tuple[int, int, datetime]]) -> None:
+        if not holds:
+            return
+        rows = [
+            {
+                "shop_id": shop_id,
+                "order_id": order_id,
+                "ambassador_id": ambassador_id,
+                "status": "pending",
+                "hold_until": until,
+            }
+            for order_id, ambassador_id, until in sorted(holds)
+        ]
+        stmt = _insert(self._conn, order_rewards).on_conflict_do_nothing(
+            index_elements=[_W.shop_id, _W.order_id, _W.ambassador_id]
         )
-        self._conn.execute(stmt)
+        self._conn.execute(stmt, rows)
 
     def approve_due(self, now: datetime, limit: int = 5000) -> list[tuple[int, int]]:
         """Approve rewards whose hold ended; returns the (shop id, ambassador id) touched."""
@@ -459,70 +560,91 @@ class SqlAlchemyLedgerRepository:
 
     def flush(self) -> None:
         stale, self._stale = self._stale, {}
-        for (shop_id, ambassador_id), currency in sorted(stale.items()):
-            self._recompute_stats(shop_id, ambassador_id, currency)
+        by_shop: dict[int, dict[int, str | None]] = {}
+        for (shop_id, ambassador_id), currency in stale.items():
+            by_shop.setdefault(shop_id, {})[ambassador_id] = currency
+        for shop_id in sorted(by_shop):
+            self._recompute_stats(shop_id, by_shop[shop_id])
 
-    def _recompute_stats(self, shop_id: int, ambassador_id: int, currency: str | None) -> None:
-        currency = (
-            currency
-            or self._conn.execute(
-                sa.select(_L.currency)
-                .where(_L.shop_id == shop_id, _L.ambassador_id == ambassador_id)
-                .limit(1)
-            ).scalar()
-            or "USD"
-        )
-        credited = self._conn.execute(
-            sa.select(
-                sa.func.count(),
-                sa.func.coalesce(sa.func.sum(_T.base), 0),
-                sa.func.max(_T.placed_at),
-            ).where(
-                _T.shop_id == shop_id, _T.ambassador_id == ambassador_id, _T.cancelled.is_(False)
+    def _recompute_stats(self, shop_id: int, currencies: dict[int, str | None]) -> None:
+        """Recompute these ambassadors' statistics from the ledger: four statements for all."""
+        ids = sorted(currencies)
+        missing = [a for a in ids if not currencies[a]]
+        if missing:
+            currencies.update(
+                self._conn.execute(
+                    sa.select(_L.ambassador_id, sa.func.min(_L.currency))
+                    .where(_L.shop_id == shop_id, _L.ambassador_id.in_(missing))
+                    .group_by(_L.ambassador_id)
+                ).all()
             )
-        ).one()
-        by_status = dict(
-            self._conn.execute(
-                sa.select(sa.func.coalesce(_W.status, "none"), sa.func.sum(_L.amount))
-                .select_from(
-                    ledger_entries.outerjoin(
-                        order_rewards,
-                        sa.and_(
-                            _W.shop_id == _L.shop_id,
-                            _W.order_id == _L.order_id,
-                            _W.ambassador_id == _L.ambassador_id,
-                        ),
-                    )
+        credited = {
+            r[0]: r
+            for r in self._conn.execute(
+                sa.select(
+                    _T.ambassador_id,
+                    sa.func.count(),
+                    sa.func.coalesce(sa.func.sum(_T.base), 0),
+                    sa.func.max(_T.placed_at),
                 )
-                .where(_L.shop_id == shop_id, _L.ambassador_id == ambassador_id)
-                .group_by(_W.status)
-            ).all()
-        )
-        reversed_total = self._conn.execute(
-            sa.select(sa.func.coalesce(sa.func.sum(_L.amount), 0)).where(
-                _L.shop_id == shop_id, _L.ambassador_id == ambassador_id, _L.kind == "reversal"
+                .where(_T.shop_id == shop_id, _T.ambassador_id.in_(ids), _T.cancelled.is_(False))
+                .group_by(_T.ambassador_id)
             )
-        ).scalar_one()
-        by_status = {k: _exact(v) for k, v in by_status.items()}
-        balance = sum(by_status.values(), Decimal(0))
-        last = _as_utc(credited[2])
-        values = {
-            "shop_id": shop_id,
-            "attributed_orders": int(credited[0]),
-            "attributed_revenue": _exact(credited[1]),
-            "currency": currency,
-            "pending": Decimal(by_status.get("pending") or 0),
-            "approved": Decimal(by_status.get("approved") or 0),
-            "paid": Decimal(by_status.get("paid") or 0),
-            "reversed": -_exact(reversed_total),
-            "balance": balance,
-            "last_referral_at": last,
-            "updated_at": self._now,
         }
-        stmt = _insert(self._conn, ambassador_stats).values(ambassador_id=ambassador_id, **values)
-        self._conn.execute(
-            stmt.on_conflict_do_update(index_elements=[_S.ambassador_id], set_=values)
+        by_status: dict[int, dict[str, Decimal]] = {a: {} for a in ids}
+        reversed_total: dict[int, Decimal] = {a: Decimal(0) for a in ids}
+        for ambassador_id, status, total, reversals in self._conn.execute(
+            sa.select(
+                _L.ambassador_id,
+                sa.func.coalesce(_W.status, "none"),
+                sa.func.sum(_L.amount),
+                sa.func.sum(sa.case((_L.kind == "reversal", _L.amount), else_=0)),
+            )
+            .select_from(
+                ledger_entries.outerjoin(
+                    order_rewards,
+                    sa.and_(
+                        _W.shop_id == _L.shop_id,
+                        _W.order_id == _L.order_id,
+                        _W.ambassador_id == _L.ambassador_id,
+                    ),
+                )
+            )
+            .where(_L.shop_id == shop_id, _L.ambassador_id.in_(ids))
+            .group_by(_L.ambassador_id, _W.status)
+        ):
+            by_status[ambassador_id][status] = _exact(total)
+            reversed_total[ambassador_id] += _exact(reversals)
+        rows = []
+        for ambassador_id in ids:
+            counts = credited.get(ambassador_id)
+            statuses = by_status[ambassador_id]
+            rows.append(
+                {
+                    "ambassador_id": ambassador_id,
+                    "shop_id": shop_id,
+                    "attributed_orders": int(counts[1]) if counts else 0,
+                    "attributed_revenue": _exact(counts[2]) if counts else Decimal(0),
+                    "currency": currencies.get(ambassador_id) or "USD",
+                    "pending": statuses.get("pending", Decimal(0)),
+                    "approved": statuses.get("approved", Decimal(0)),
+                    "paid": statuses.get("paid", Decimal(0)),
+                    "reversed": -reversed_total[ambassador_id],
+                    "balance": sum(statuses.values(), Decimal(0)),
+                    "last_referral_at": _as_utc(counts[3]) if counts else None,
+                    "updated_at": self._now,
+                }
+            )
+        stmt = _insert(self._conn, ambassador_stats)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[_S.ambassador_id],
+            set_={
+                c.name: stmt.excluded[c.name]
+                for c in ambassador_stats.c
+                if c.name != "ambassador_id"
+            },
         )
+        self._conn.execute(stmt, rows)
 
     def results_since(self, shop_id: int, since: datetime) -> dict[int, Results]:
         """Per ambassador, over orders placed since ``since`` and not cancelled: revenue
@@ -532,20 +654,37 @@ class SqlAlchemyLedgerRepository:
         first_time = ~sa.exists().where(
             earlier.c.shop_id == buyer.c.shop_id,
             earlier.c.placed_at < buyer.c.placed_at,
-            sa.or_(sa.and_(buyer.c.customer_id.is_not(None),
-                           earlier.c.customer_id == buyer.c.customer_id),
-                   sa.and_(buyer.c.email.is_not(None), earlier.c.email == buyer.c.email)),
+            sa.or_(
+                sa.and_(
+                    buyer.c.customer_id.is_not(None), earlier.c.customer_id == buyer.c.customer_id
+                ),
+                sa.and_(buyer.c.email.is_not(None), earlier.c.email == buyer.c.email),
+            ),
         )
         rows = self._conn.execute(
-            sa.select(_T.ambassador_id, sa.func.count(), sa.func.coalesce(sa.func.sum(_T.base), 0),
-                      sa.func.sum(sa.case((first_time, 1), else_=0)))
-            .select_from(order_attributions.join(buyer, sa.and_(
-                buyer.c.shop_id == _T.shop_id, buyer.c.order_id == _T.order_id)))
-            .where(_T.shop_id == shop_id, _T.ambassador_id.is_not(None),
-                   _T.cancelled.is_(False), _T.placed_at >= since)
-            .group_by(_T.ambassador_id))
-        return {r[0]: Results(revenue=_exact(r[2]), orders=int(r[1]),
-                              new_customers=int(r[3] or 0)) for r in rows}
+            sa.select(
+                _T.ambassador_id,
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(_T.base), 0),
+                sa.func.sum(sa.case((first_time, 1), else_=0)),
+            )
+            .select_from(
+                order_attributions.join(
+                    buyer, sa.and_(buyer.c.shop_id == _T.shop_id, buyer.c.order_id == _T.order_id)
+                )
+            )
+            .where(
+                _T.shop_id == shop_id,
+                _T.ambassador_id.is_not(None),
+                _T.cancelled.is_(False),
+                _T.placed_at >= since,
+            )
+            .group_by(_T.ambassador_id)
+        )
+        return {
+            r[0]: Results(revenue=_exact(r[2]), orders=int(r[1]), new_customers=int(r[3] or 0))
+            for r in rows
+        }
 
     def totals(self, shop_id: int, ambassador_ids: list[int]) -> dict[int, RewardTotals]:
         self.flush()

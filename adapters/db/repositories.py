@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ from adapters.crypto import TokenCipher
 from adapters.db.tables import oauth_states, privacy_requests, shops, webhook_deliveries
 from connector.domain.shops import OfflineToken, Shop, ShopStatus
 from connector.domain.webhooks import Delivery, DeliveryStatus, IncomingWebhook
-from connector.ports import InboxStats, OAuthState, PrivacyRequest
+from connector.ports import Completion, InboxStats, OAuthState, PrivacyRequest
 
 REDACTED_BODY = '{"redacted":true}'
 
@@ -256,6 +257,38 @@ class SqlAlchemyInboxRepository:
                 note=note,
                 last_error=None,
             )
+        )
+
+    def complete_many(self, completions: Sequence[Completion], now: datetime) -> None:
+        """One statement for the batch (an executemany, pipelined by the driver)."""
+        if not completions:
+            return
+        t = webhook_deliveries.c
+        stmt = (
+            sa.update(webhook_deliveries)
+            .where(t.id == sa.bindparam("b_id"))
+            .values(
+                status=sa.bindparam("b_status"),
+                processed_at=now,
+                locked_until=None,
+                customer_id=sa.bindparam("b_customer_id"),
+                order_id=sa.bindparam("b_order_id"),
+                note=sa.bindparam("b_note"),
+                last_error=None,
+            )
+        )
+        self._conn.execute(
+            stmt,
+            [
+                {
+                    "b_id": c.delivery_id,
+                    "b_status": c.status,
+                    "b_customer_id": c.customer_id,
+                    "b_order_id": c.order_id,
+                    "b_note": c.note,
+                }
+                for c in completions
+            ],
         )
 
     def fail(

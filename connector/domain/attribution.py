@@ -67,6 +67,7 @@ class AmbassadorIdentity:
     email: str | None = None  # normalised
     phones: frozenset[str] = field(default_factory=frozenset)
     addresses: frozenset[str] = field(default_factory=frozenset)
+    tier_id: int | None = None  # decides the rate of a first credit
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,13 @@ Guarantees (proved by the property tests in ``tests/unit/test_ledger_properties.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from connector.domain.attribution import Attribution, attribute
+from connector.domain.attribution import attribute
 from connector.domain.ledger import (
     commission_base,
     plan_entries,
@@ -26,7 +27,7 @@ from connector.domain.ledger import (
 )
 from connector.domain.money import Money
 from connector.domain.orders import BadOrder, Order, Refund
-from connector.domain.webhooks import Delivery
+from connector.domain.webhooks import Delivery, Topic
 from connector.ports import AttributionRecord, Clock, LedgerEntry, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -39,148 +40,207 @@ class Applied:
     entries: int
 
 
+OrderEvent = Order | Refund
+
+
 def apply_order(
     uow: UnitOfWork, clock: Clock, shop_id: int, order: Order, *, source: str = "webhook"
 ) -> Applied:
     """An order event (create, paid, updated, cancelled) or a reconciled order."""
-    stored = uow.orders.lock(shop_id, order.id)  # serialise with other workers on this order
-    kept_newer = not uow.orders.save(shop_id, order, source)
-    uow.orders.add_refunds(shop_id, order.refunds)
-    # The state recompute needs, without reading it back: the newer snapshot, every refund.
-    base = stored if kept_newer and stored is not None else order
-    # Refunds may have arrived before their order (kept in the refunds table).
-    known = stored.refunds if stored is not None else uow.orders.refunds(shop_id, order.id)
-    refunds = {r.id: r for r in known} | {r.id: r for r in order.refunds}
-    current = replace(base, refunds=tuple(refunds[k] for k in sorted(refunds)))
-    return recompute(uow, clock, shop_id, order.id, reason=f"order {order.name}",
-                     current=current)
+    return apply_events(uow, clock, shop_id, [order], source=source)[order.id]
 
 
 def apply_refund(uow: UnitOfWork, clock: Clock, shop_id: int, refund: Refund) -> Applied | None:
     """A refund event. Kept even if its order has not arrived; applied when it does."""
-    uow.orders.add_refunds(shop_id, [refund])
-    stored = uow.orders.lock(shop_id, refund.order_id)  # its refunds include this one
-    if stored is None:
-        return None
-    return recompute(uow, clock, shop_id, refund.order_id, reason=f"refund {refund.id}",
-                     current=stored)
+    return apply_events(uow, clock, shop_id, [refund]).get(refund.order_id)
 
 
-def recompute(
-    uow: UnitOfWork, clock: Clock, shop_id: int, order_id: int, *, reason: str,
-    current: Order | None = None,
-) -> Applied:
-    """Bring the order's attribution record and ledger entries to what its state implies
-    (``current``: that state, when the caller already holds it under the order's lock)."""
-    order = current if current is not None else uow.orders.get(shop_id, order_id)
-    assert order is not None
-    settings = uow.program.settings(shop_id)
-    previous = uow.ledger.attribution(shop_id, order_id)
-    identities = uow.orders.identities(shop_id, [code for code, _ in order.codes])
-    if previous is not None and previous.ambassador_id is not None and previous.code:
-        # Eligibility by status is judged when the order is first credited: pausing an
-        # ambassador later never claws back what they had earned. The rest of the decision
-        # stays a function of the order's current state.
-        held = identities.get(previous.code)
-        if held is not None and held.id == previous.ambassador_id:
-            identities[previous.code] = replace(held, active=True)
-    returning = settings.new_customers_only and uow.orders.returning_customer(shop_id, order)
-    decision = attribute(
-        order,
-        identities,
-        new_customers_only=settings.new_customers_only,
-        returning_customer=returning,
-    )
-    rate = _rate(uow, shop_id, decision, previous, settings.default_commission_rate)
-    targets: dict[int, Money] = {}
-    if decision.ambassador_id is not None and rate is not None:
-        targets[decision.ambassador_id] = target_reward(order, rate)
-    booked = uow.ledger.booked(shop_id, order_id)
-    planned = plan_entries(
-        targets,
-        {aid: Money(total, order.currency) for aid, (total, _) in booked.items()},
-        order.currency,
-        _why(order, reason),
-    )
-    for entry in planned:
-        sequence = booked.get(entry.ambassador_id, (Decimal(0), 0))[1] + 1
-        presentment = None
-        if entry.ambassador_id == decision.ambassador_id and rate is not None:
-            total_pres = presentment_reward(order, rate)
-            share = (
-                entry.amount.amount / targets[entry.ambassador_id].amount
-                if targets[entry.ambassador_id].amount
-                else Decimal(0)
-            )
-            presentment = (total_pres.amount * share).quantize(Decimal("0.01"))
-        uow.ledger.append(
-            shop_id,
-            LedgerEntry(
-                ambassador_id=entry.ambassador_id,
-                order_id=order_id,
-                kind=entry.kind.value,
-                amount=entry.amount.amount,
-                currency=order.currency,
-                presentment_amount=presentment,
-                presentment_currency=order.presentment_currency,
-                reason=entry.reason,
-                idempotency_key=f"{shop_id}:{order_id}:{entry.ambassador_id}:{sequence}",
-            ),
-        )
-    if decision.ambassador_id is not None and order.paid:
-        placed = order.created_at or clock.now()
-        uow.ledger.hold(
-            shop_id, order_id, decision.ambassador_id, placed + timedelta(days=settings.hold_days)
-        )
-    reward = targets.get(decision.ambassador_id or -1, Money.zero(order.currency))
-    credited_base = commission_base(order).shop if decision.credited and order.paid else Decimal(0)
-    uow.ledger.save_attribution(
-        shop_id,
-        AttributionRecord(
-            order_id=order_id,
-            ambassador_id=decision.ambassador_id,
-            code=decision.code,
-            rule=decision.rule,
-            reason=decision.reason,
-            candidates=decision.candidates,
-            rate=rate,
-            base=credited_base,
-            reward=reward.amount,
-            currency=order.currency,
-            placed_at=order.created_at,
-            cancelled=order.cancelled_at is not None,
-        ),
-    )
-    for ambassador_id in (
-        {e.ambassador_id for e in planned}
-        | ({decision.ambassador_id} if decision.ambassador_id else set())
-        | ({previous.ambassador_id} if previous and previous.ambassador_id else set())
-    ):
-        uow.ledger.refresh_stats(shop_id, ambassador_id, order.currency)
-    return Applied(order_id, decision.ambassador_id, len(planned))
-
-
-def _rate(
+def apply_events(
     uow: UnitOfWork,
+    clock: Clock,
     shop_id: int,
-    decision: Attribution,
-    previous: AttributionRecord | None,
-    default: Decimal,
-) -> Decimal | None:
-    """The rate of the ambassador's tier when the order was first credited to them."""
-    if decision.ambassador_id is None:
-        return None
-    if (
-        previous is not None
-        and previous.ambassador_id == decision.ambassador_id
-        and (previous.rate is not None)
-    ):
-        return previous.rate
-    ambassador = uow.ambassadors.get(shop_id, decision.ambassador_id)
-    tiers = {t.id: t for t in uow.program.tiers(shop_id)}
-    if ambassador is not None and ambassador.tier_id in tiers:
-        return tiers[ambassador.tier_id].commission_rate
-    return default
+    events: Sequence[OrderEvent],
+    *,
+    source: str = "webhook",
+) -> dict[int, Applied]:
+    """Apply one shop's order and refund events, given in arrival order, as one step.
+
+    The outcome equals applying them one at a time: each order ends at its newest version
+    (``updated_at``; a tie goes to the later event) with every refund known for it, and its
+    ledger at what that state implies. Only the steps in between are skipped. The number of
+    statements does not grow with the number of events (batch reads, multi-row writes).
+    Returns the outcome per order; an order not known yet (a refund that came first) has
+    none: its refunds are kept and applied when it arrives.
+    """
+    order_ids = {e.id if isinstance(e, Order) else e.order_id for e in events}
+    stored = uow.orders.lock_many(shop_id, order_ids)  # one writer per order from here on
+    arrived: dict[int, Order] = {}  # the newest version of an order, when it is an event
+    refunds: dict[int, dict[int, Refund]] = {
+        order_id: {r.id: r for r in order.refunds} for order_id, order in stored.items()
+    }
+    first_seen = sorted({e.id for e in events if isinstance(e, Order) and e.id not in stored})
+    for order_id, kept in uow.orders.refunds(shop_id, first_seen).items():
+        refunds[order_id] = {r.id: r for r in kept}  # refunds that came before their order
+    incoming: list[Refund] = []
+    reasons: dict[int, str] = {}
+    for event in events:
+        if isinstance(event, Refund):
+            incoming.append(event)
+            reasons[event.order_id] = f"refund {event.id}"
+            continue
+        current = arrived.get(event.id) or stored.get(event.id)
+        if current is None or _newer(event, current):
+            arrived[event.id] = event
+        incoming.extend(event.refunds)  # kept even when the version itself is stale
+        reasons[event.id] = f"order {event.name}"
+    for refund in incoming:
+        refunds.setdefault(refund.order_id, {})[refund.id] = refund
+    uow.orders.save_many(shop_id, list(arrived.values()), source)
+    uow.orders.add_refunds(shop_id, incoming)
+    states = {}
+    for order_id in sorted(order_ids):
+        base = arrived.get(order_id) or stored.get(order_id)
+        if base is not None:
+            known = refunds.get(order_id, {})
+            states[order_id] = replace(base, refunds=tuple(known[k] for k in sorted(known)))
+    return _recompute(uow, clock, shop_id, states, reasons)
+
+
+def _newer(event: Order, current: Order) -> bool:
+    """The rule :meth:`OrderRepository.save_many` applies in the database, for one batch."""
+    return event.updated_at is not None and (
+        current.updated_at is None or event.updated_at >= current.updated_at
+    )
+
+
+def _recompute(
+    uow: UnitOfWork,
+    clock: Clock,
+    shop_id: int,
+    states: Mapping[int, Order],
+    reasons: Mapping[int, str],
+) -> dict[int, Applied]:
+    """Bring each order's attribution record and ledger entries to what its state implies
+    (``states``: each order's current state, read under its lock)."""
+    if not states:
+        return {}
+    settings = uow.program.settings(shop_id)
+    previous = uow.ledger.attributions(shop_id, states)
+    identities = uow.orders.identities(
+        shop_id, sorted({code for order in states.values() for code, _ in order.codes})
+    )
+    booked = uow.ledger.booked(shop_id, states)
+    tiers: dict[int, Decimal] | None = None  # tier id -> rate, read when first needed
+    entries: list[LedgerEntry] = []
+    holds: list[tuple[int, int, datetime]] = []
+    records: list[AttributionRecord] = []
+    touched: dict[int, str] = {}  # ambassador id -> currency
+    applied: dict[int, Applied] = {}
+    for order_id, order in states.items():
+        before = previous.get(order_id)
+        by_code = identities
+        if before is not None and before.ambassador_id is not None and before.code:
+            # Eligibility by status is judged when the order is first credited: pausing an
+            # ambassador later never claws back what they had earned. The rest of the decision
+            # stays a function of the order's current state.
+            held = identities.get(before.code)
+            if held is not None and held.id == before.ambassador_id and not held.active:
+                by_code = {**identities, before.code: replace(held, active=True)}
+        returning = settings.new_customers_only and uow.orders.returning_customer(shop_id, order)
+        decision = attribute(
+            order,
+            by_code,
+            new_customers_only=settings.new_customers_only,
+            returning_customer=returning,
+        )
+        rate: Decimal | None = None
+        if decision.ambassador_id is not None:
+            if (
+                before is not None
+                and before.ambassador_id == decision.ambassador_id
+                and before.rate is not None
+            ):
+                rate = before.rate  # the rate of the tier when the order was first credited
+            else:
+                if tiers is None:
+                    tiers = {
+                        t.id: t.commission_rate
+                        for t in uow.program.tiers(shop_id)
+                        if t.id is not None
+                    }
+                tier_id = by_code[decision.code or ""].tier_id
+                rate = (
+                    tiers.get(tier_id, settings.default_commission_rate)
+                    if tier_id
+                    else (settings.default_commission_rate)
+                )
+        targets: dict[int, Money] = {}
+        if decision.ambassador_id is not None and rate is not None:
+            targets[decision.ambassador_id] = target_reward(order, rate)
+        already = booked.get(order_id, {})
+        planned = plan_entries(
+            targets,
+            {aid: Money(total, order.currency) for aid, (total, _) in already.items()},
+            order.currency,
+            _why(order, reasons.get(order_id, f"order {order.name}")),
+        )
+        for entry in planned:
+            sequence = already.get(entry.ambassador_id, (Decimal(0), 0))[1] + 1
+            presentment = None
+            if entry.ambassador_id == decision.ambassador_id and rate is not None:
+                total_pres = presentment_reward(order, rate)
+                target = targets[entry.ambassador_id].amount
+                share = entry.amount.amount / target if target else Decimal(0)
+                presentment = (total_pres.amount * share).quantize(Decimal("0.01"))
+            entries.append(
+                LedgerEntry(
+                    ambassador_id=entry.ambassador_id,
+                    order_id=order_id,
+                    kind=entry.kind.value,
+                    amount=entry.amount.amount,
+                    currency=order.currency,
+                    presentment_amount=presentment,
+                    presentment_currency=order.presentment_currency,
+                    reason=entry.reason,
+                    idempotency_key=f"{shop_id}:{order_id}:{entry.ambassador_id}:{sequence}",
+                )
+            )
+        if decision.ambassador_id is not None and order.paid:
+            placed = order.created_at or clock.now()
+            holds.append(
+                (order_id, decision.ambassador_id, placed + timedelta(days=settings.hold_days))
+            )
+        reward = targets.get(decision.ambassador_id or -1, Money.zero(order.currency))
+        credited = decision.credited and order.paid
+        records.append(
+            AttributionRecord(
+                order_id=order_id,
+                ambassador_id=decision.ambassador_id,
+                code=decision.code,
+                rule=decision.rule,
+                reason=decision.reason,
+                candidates=decision.candidates,
+                rate=rate,
+                base=commission_base(order).shop if credited else Decimal(0),
+                reward=reward.amount,
+                currency=order.currency,
+                placed_at=order.created_at,
+                cancelled=order.cancelled_at is not None,
+            )
+        )
+        for ambassador_id in (
+            {e.ambassador_id for e in planned}
+            | ({decision.ambassador_id} if decision.ambassador_id else set())
+            | ({before.ambassador_id} if before and before.ambassador_id else set())
+        ):
+            touched[ambassador_id] = order.currency
+        applied[order_id] = Applied(order_id, decision.ambassador_id, len(planned))
+    uow.ledger.append(shop_id, entries)
+    uow.ledger.hold(shop_id, holds)
+    uow.ledger.save_attributions(shop_id, records)
+    for ambassador_id, currency in touched.items():
+        uow.ledger.refresh_stats(shop_id, ambassador_id, currency)
+    return applied
 
 
 def _why(order: Order, event: str) -> str:
@@ -196,33 +256,48 @@ def _why(order: Order, event: str) -> str:
 # --- webhook handlers ------------------------------------------------------------------------
 
 
-def handle_order(uow: UnitOfWork, clock: Clock, delivery: Delivery, payload: dict[str, Any]) -> str:
-    shop = uow.shops.get(delivery.shop_domain)
-    if shop is None or shop.id is None:
-        return "ignored: unknown shop"
-    try:
-        order = Order.from_payload(payload)
-    except BadOrder as exc:
-        return f"ignored: unreadable order ({exc})"
-    applied = apply_order(uow, clock, shop.id, order)
-    who = f"ambassador {applied.credited_to}" if applied.credited_to else "nobody"
-    return f"order {order.id}: credited to {who}; {applied.entries} ledger entries"
-
-
-def handle_refund(
-    uow: UnitOfWork, clock: Clock, delivery: Delivery, payload: dict[str, Any]
-) -> str:
-    shop = uow.shops.get(delivery.shop_domain)
-    if shop is None or shop.id is None:
-        return "ignored: unknown shop"
-    try:
-        refund = Refund.from_payload(payload)
-    except BadOrder as exc:
-        return f"ignored: unreadable refund ({exc})"
-    applied = apply_refund(uow, clock, shop.id, refund)
-    if applied is None:
-        return f"refund {refund.id}: kept until order {refund.order_id} arrives"
-    return f"refund {refund.id}: {applied.entries} ledger entries"
+def apply_deliveries(
+    uow: UnitOfWork, clock: Clock, items: Sequence[tuple[Delivery, dict[str, Any]]]
+) -> list[str]:
+    """Order and refund webhooks (any shops, in arrival order) applied together, one
+    :func:`apply_events` per shop; returns each delivery's note, in order."""
+    notes: list[str] = [""] * len(items)
+    by_shop: dict[int, list[tuple[int, OrderEvent]]] = {}
+    shop_ids: dict[str, int | None] = {}
+    for index, (delivery, payload) in enumerate(items):
+        if delivery.shop_domain not in shop_ids:
+            shop = uow.shops.get(delivery.shop_domain)
+            shop_ids[delivery.shop_domain] = shop.id if shop is not None else None
+        shop_id = shop_ids[delivery.shop_domain]
+        if shop_id is None:
+            notes[index] = "ignored: unknown shop"
+            continue
+        event: OrderEvent
+        try:
+            if delivery.topic == Topic.REFUNDS_CREATE.value:
+                event = Refund.from_payload(payload)
+            else:
+                event = Order.from_payload(payload)
+        except BadOrder as exc:
+            what = "refund" if delivery.topic == Topic.REFUNDS_CREATE.value else "order"
+            notes[index] = f"ignored: unreadable {what} ({exc})"
+            continue
+        by_shop.setdefault(shop_id, []).append((index, event))
+    for shop_id, indexed in by_shop.items():
+        outcome = apply_events(uow, clock, shop_id, [event for _, event in indexed])
+        for index, event in indexed:
+            if isinstance(event, Refund):
+                done = outcome.get(event.order_id)
+                notes[index] = (
+                    f"refund {event.id}: kept until order {event.order_id} arrives"
+                    if done is None
+                    else f"refund {event.id}: {done.entries} ledger entries"
+                )
+            else:
+                done = outcome[event.id]
+                who = f"ambassador {done.credited_to}" if done.credited_to else "nobody"
+                notes[index] = f"order {event.id}: credited to {who}; {done.entries} ledger entries"
+    return notes
 
 
 # --- hold and approval -----------------------------------------------------------------------
@@ -240,4 +315,3 @@ def approve_due_rewards(uow_factory: UnitOfWorkFactory, clock: Clock) -> int:
         if not touched:
             return approved
         approved += len(touched)
-

@@ -13,18 +13,35 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from connector.domain.webhooks import MAX_ATTEMPTS, Delivery, DeliveryStatus
-from connector.ports import Clock, Job, JobQueue, UnitOfWork, UnitOfWorkFactory
+from connector.ports import Clock, Completion, Job, JobQueue, UnitOfWork, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
 #: A handler applies one delivery inside the given unit of work (the caller commits).
 Handler = Callable[[UnitOfWork, Delivery, dict[str, Any]], str | None]
+
+
+class BatchHandler(Protocol):
+    """A handler that can also apply a run of deliveries at once (``batch``), with the same
+    effects as applying them one at a time, in order. The inbox hands it every run of
+    consecutive deliveries of the topics it serves (the same handler object)."""
+
+    def __call__(
+        self, uow: UnitOfWork, delivery: Delivery, payload: dict[str, Any]
+    ) -> str | None: ...
+
+    def batch(
+        self, uow: UnitOfWork, items: Sequence[tuple[Delivery, dict[str, Any]]]
+    ) -> list[str | None]:
+        """Each delivery's note, in order."""
+        ...
+
 
 CLAIM_LEASE = timedelta(minutes=5)
 BATCH_SIZE = 100
@@ -104,55 +121,125 @@ def _apply_batch(
     batch: list[Delivery],
     result: DrainResult,
 ) -> None:
-    """One transaction for the batch, a savepoint per delivery.
+    """One transaction for the batch.
 
-    A failing delivery rolls back to its savepoint (its effects vanish, the others stay) and is
-    recorded as failed in the same transaction. If the commit itself fails, nothing of the batch
-    is applied and every row comes back when its lease expires: at-least-once delivery to the
-    handlers, whose effects are idempotent.
+    Runs of consecutive deliveries served by one :class:`BatchHandler` are applied together,
+    in a savepoint; if that fails, the run is applied again one delivery at a time. Every
+    other delivery gets a savepoint of its own. A failing delivery rolls back to its
+    savepoint (its effects vanish, the others stay) and is recorded as failed in the same
+    transaction. If the commit itself fails, nothing of the batch is applied and every row
+    comes back when its lease expires: at-least-once delivery to the handlers, whose effects
+    are idempotent.
     """
-    outcomes: list[tuple[Delivery, str | None, str | None]] = []  # (delivery, status, error)
+    done: list[Completion] = []
+    failures: list[str] = []
     with uow_factory() as uow:
+        run: list[tuple[Delivery, dict[str, Any]]] = []
+        run_handler: Any = None
+
+        def flush_run() -> None:
+            if not (len(run) > 1 and _apply_run(uow, run_handler, run, done)):
+                for delivery, payload in run:
+                    _apply_single(uow, handlers, clock, delivery, payload, done, failures)
+            run.clear()
+
         for delivery in batch:
             try:
-                with uow.savepoint():
-                    status = _apply_one(uow, handlers, clock, delivery)
-                outcomes.append((delivery, status, None))
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"[:2000]
-                final = delivery.attempts >= MAX_ATTEMPTS
-                log.exception("inbox.delivery_failed", extra={
-                    "delivery_id": delivery.id, "topic": delivery.topic,
-                    "shop": delivery.shop_domain, "final": final})
-                now = clock.now()
-                retry_at = None if final else now + retry_delay(delivery.attempts)
-                uow.inbox.fail(delivery.id, error, now, retry_at=retry_at)
-                outcomes.append((delivery, None, error))
+                payload = json.loads(delivery.body)
+                if not isinstance(payload, dict):
+                    raise ValueError("the body is not a JSON object")
+            except ValueError as exc:
+                flush_run()
+                _record_failure(uow, clock, delivery, exc, failures)
+                continue
+            handler = handlers.get(delivery.topic)
+            if handler is not None and getattr(handler, "batch", None) is not None:
+                if run and handler is not run_handler:
+                    flush_run()
+                run_handler = handler
+                run.append((delivery, payload))
+                continue
+            flush_run()
+            _apply_single(uow, handlers, clock, delivery, payload, done, failures)
+        flush_run()
+        uow.inbox.complete_many(done, clock.now())
         uow.commit()
-    for _delivery, outcome, failure in outcomes:
-        if failure is not None:
-            result.failed += 1
-            result.errors.append(failure)
-        elif outcome == DeliveryStatus.SKIPPED:
-            result.skipped += 1
-        else:
-            result.processed += 1
+    result.failed += len(failures)
+    result.errors.extend(failures)
+    result.skipped += sum(1 for c in done if c.status == DeliveryStatus.SKIPPED)
+    result.processed += sum(1 for c in done if c.status != DeliveryStatus.SKIPPED)
 
 
-def _apply_one(
-    uow: UnitOfWork, handlers: Mapping[str, Handler], clock: Clock, delivery: Delivery
-) -> str:
-    payload = json.loads(delivery.body)
-    customer_id, order_id = subject_of(delivery.topic, payload)
+def _apply_run(
+    uow: UnitOfWork,
+    handler: BatchHandler,
+    run: list[tuple[Delivery, dict[str, Any]]],
+    done: list[Completion],
+) -> bool:
+    """The fast path: the whole run in one savepoint. False (nothing applied) if it failed."""
+    try:
+        with uow.savepoint():
+            notes = handler.batch(uow, run)
+    except Exception:
+        log.warning(
+            "inbox.batch_failed_retrying_one_by_one", exc_info=True, extra={"deliveries": len(run)}
+        )
+        return False
+    for (delivery, payload), note in zip(run, notes, strict=True):
+        done.append(_completion(delivery, payload, DeliveryStatus.PROCESSED, note))
+    return True
+
+
+def _apply_single(
+    uow: UnitOfWork,
+    handlers: Mapping[str, Handler],
+    clock: Clock,
+    delivery: Delivery,
+    payload: dict[str, Any],
+    done: list[Completion],
+    failures: list[str],
+) -> None:
     handler = handlers.get(delivery.topic)
-    note: str | None
     if handler is None:
-        status, note = DeliveryStatus.SKIPPED, "no handler for this topic in this version"
-    else:
-        status, note = DeliveryStatus.PROCESSED, handler(uow, delivery, payload)
-    uow.inbox.complete(delivery.id, status, clock.now(), customer_id=customer_id,
-                       order_id=order_id, note=note)
-    return status
+        skipped = "no handler for this topic in this version"
+        done.append(_completion(delivery, payload, DeliveryStatus.SKIPPED, skipped))
+        return
+    try:
+        with uow.savepoint():
+            note = handler(uow, delivery, payload)
+    except Exception as exc:  # noqa: BLE001 - recorded (and logged) as this delivery's failure
+        _record_failure(uow, clock, delivery, exc, failures)
+        return
+    done.append(_completion(delivery, payload, DeliveryStatus.PROCESSED, note))
+
+
+def _completion(
+    delivery: Delivery, payload: dict[str, Any], status: str, note: str | None
+) -> Completion:
+    customer_id, order_id = subject_of(delivery.topic, payload)
+    return Completion(delivery.id, status, customer_id, order_id, note)
+
+
+def _record_failure(
+    uow: UnitOfWork, clock: Clock, delivery: Delivery, exc: Exception, failures: list[str]
+) -> None:
+    error = f"{type(exc).__name__}: {exc}"[:2000]
+    final = delivery.attempts >= MAX_ATTEMPTS
+    log.error(
+        "inbox.delivery_failed",
+        exc_info=exc,
+        extra={
+            "delivery_id": delivery.id,
+            "topic": delivery.topic,
+            "shop": delivery.shop_domain,
+            "final": final,
+        },
+    )
+    now = clock.now()
+    uow.inbox.fail(
+        delivery.id, error, now, retry_at=None if final else now + retry_delay(delivery.attempts)
+    )
+    failures.append(error)
 
 
 def sweep_inbox(uow_factory: UnitOfWorkFactory, jobs: JobQueue, clock: Clock) -> bool:

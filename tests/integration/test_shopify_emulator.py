@@ -764,7 +764,7 @@ def test_an_unsupported_root_field_is_an_error_naming_it(http: httpx.Client, tok
     response = http.post(
         f"https://{SHOP}/admin/api/{VERSION}/graphql.json",
         json={
-            "query": 'mutation { bulkOperationRunQuery(query: "{ shop { id } }") '
+            "query": 'mutation { bulkOperationRunMutation(mutation: "m", stagedUploadPath: "p") '
             "{ bulkOperation { id } } }"
         },
         headers={"X-Shopify-Access-Token": token},
@@ -772,9 +772,10 @@ def test_an_unsupported_root_field_is_an_error_naming_it(http: httpx.Client, tok
     body = response.json()
     assert response.status_code == 200
     assert (
-        body["errors"][0]["message"] == "emulator does not implement Mutation.bulkOperationRunQuery"
+        body["errors"][0]["message"]
+        == "emulator does not implement Mutation.bulkOperationRunMutation"
     )
-    assert body["data"] == {"bulkOperationRunQuery": None}
+    assert body["data"] == {"bulkOperationRunMutation": None}
 
 
 def test_customers_paginate_with_cursors_and_filter_with_search_syntax(

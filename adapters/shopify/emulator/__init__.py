@@ -15,7 +15,8 @@ Modules: ``emulator`` (the facade and its lock), ``state`` (the shop model), ``c
 (customers, discounts, checkout, refunds), ``oauth`` (grants, tokens, id tokens, query HMAC),
 ``graphql_api`` / ``resolvers`` / ``views`` (the Admin GraphQL executor, its root fields and
 object views), ``cost`` (query cost and plan buckets), ``search`` (search syntax, pagination),
-``webhooks`` (signing and delivery), ``rest`` (webhook bodies), ``app`` / ``storefront`` /
+``bulk`` (bulk query operations and their result files), ``webhooks`` (signing and
+delivery), ``rest`` (webhook bodies), ``app`` / ``storefront`` /
 ``control`` (HTTP routes), ``server`` (a threaded local server).
 """
 

@@ -13,6 +13,8 @@ Routes (``{shop}`` is a ``*.myshopify.com`` domain; an unknown shop is a 404 as 
   ``discount_code`` cookie. ``POST /{shop}/cart/checkout`` – place an order (JSON: the
   arguments of :meth:`ShopifyEmulator.checkout`; the cookie's code when none is given).
   ``GET /{shop}/`` – a one-product storefront page for the demo.
+* ``GET  /{shop}/_bulk/{id}.jsonl?expires=…&signature=…`` – a bulk operation's result file
+  (the signed ``url`` / ``partialDataUrl`` of :mod:`.bulk`).
 * Control API under ``/_emulator/`` and ``/{shop}/_emulator/`` (JSON), for tests and the demo.
 
 Injected faults (:meth:`ShopifyEmulator.set_fault`) are applied here, before the request
@@ -29,6 +31,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
 
+from .bulk import bulk_blueprint
 from .control import NOT_FOUND, control_blueprint
 from .emulator import Fault, ShopifyEmulator
 from .storefront import storefront_blueprint
@@ -120,6 +123,7 @@ def create_emulator_app(emu: ShopifyEmulator, *, stop: threading.Event | None = 
         )
         return jsonify(result.body), result.status, result.headers
 
+    app.register_blueprint(bulk_blueprint(emu.bulk_operation, emu.bulk))
     app.register_blueprint(storefront_blueprint(emu))
     app.register_blueprint(control_blueprint(emu))
     return app

@@ -266,6 +266,76 @@ def create_basic_discount(
     return discount, []
 
 
+def update_basic_discount(
+    env: Env, discount: Discount | None, data: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """``discountCodeBasicUpdate``: change what the input gives, keep the rest (codes too).
+    ``minimumRequirement`` with both values null removes the minimum. Returns user errors;
+    nothing changes when there are any."""
+    root = "basicCodeDiscount"
+    if discount is None:
+        return [user_error(["id"], "Discount does not exist", "INVALID")]
+    errors: list[dict[str, Any]] = []
+    changes: dict[str, Any] = {}
+    if "title" in data:
+        title = data.get("title")
+        if not isinstance(title, str) or not title.strip():
+            errors.append(user_error([root, "title"], "Title can't be blank", "BLANK"))
+        else:
+            changes["title"] = title.strip()
+    if data.get("code") is not None:
+        if len(discount.code_ids) > 1:
+            errors.append(
+                user_error(
+                    [root, "code"],
+                    "Code can't be changed on a discount with more than one code",
+                    "INVALID",
+                )
+            )
+        else:
+            errors.extend(_code_errors(env.shop, data["code"], [root, "code"]))
+    if "customerGets" in data:
+        value = _parse_customer_gets(data.get("customerGets"), root, errors)
+        if value is not None:
+            changes.update(
+                value_type=value[0],
+                percentage=value[1],
+                amount=value[2],
+                applies_on_each_item=value[3],
+            )
+    if "minimumRequirement" in data:
+        subtotal, quantity = _parse_minimum(data.get("minimumRequirement"), root, errors)
+        changes.update(minimum_subtotal=subtotal, minimum_quantity=quantity)
+    if "appliesOncePerCustomer" in data:
+        changes["applies_once_per_customer"] = bool(data.get("appliesOncePerCustomer"))
+    if "usageLimit" in data:
+        limit = data.get("usageLimit")
+        if limit is not None and limit <= 0:
+            errors.append(
+                user_error(
+                    [root, "usageLimit"], "Usage limit must be greater than 0", "GREATER_THAN"
+                )
+            )
+        changes["usage_limit"] = limit
+    if data.get("combinesWith") is not None:
+        combines = dict(discount.combines_with)
+        for key in ("productDiscounts", "orderDiscounts", "shippingDiscounts"):
+            if data["combinesWith"].get(key) is not None:
+                combines[key] = bool(data["combinesWith"][key])
+        changes["combines_with"] = combines
+    if errors:
+        return errors
+    for name, value in changes.items():
+        setattr(discount, name, value)
+    if data.get("code") is not None and discount.code_ids:
+        redeem = env.shop.redeem_codes[discount.code_ids[0]]
+        env.shop.code_index.pop(redeem.code.upper(), None)
+        redeem.code = str(data["code"]).strip()
+        env.shop.code_index[redeem.code.upper()] = redeem.id
+    discount.updated_at = env.now
+    return []
+
+
 def _parse_context(
     shop: Shop, data: Mapping[str, Any], root: str, errors: list[dict[str, Any]]
 ) -> tuple[bool, set[int]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import re
+import secrets
 import threading
 import time
 import uuid
@@ -27,14 +28,14 @@ from urllib.parse import urlencode
 
 import httpx
 
-from . import commerce, rest
+from . import bulk, commerce, rest
 from .admin_schema import SCHEMA_VERSION, admin_schema
 from .commerce import CommerceError, Env, Event
 from .cost import plan_limits
 from .graphql_api import AdminGraphQL
 from .oauth import OAuthError, TokenAuthority, admin_host_param, query_hmac
 from .resolvers import registry
-from .state import Bucket, Shop
+from .state import Bucket, BulkOperation, Shop
 from .values import IdSequence, to_decimal, utc_from_timestamp
 from .views import GqlContext
 from .webhooks import Delivery, WebhookDispatcher, WebhookMode
@@ -114,6 +115,11 @@ class ShopifyEmulator:
         self.plan = plan
         self.api_version = api_version
         self.bulk_delay = bulk_delay
+        #: Bulk operations: CREATED for ``delay`` s, then ``rate`` objects/s; ``concurrency``
+        #: None follows Shopify's per-version limit (see :mod:`.bulk`).
+        self.bulk = bulk.BulkSettings(
+            delay=bulk_delay, secret=secrets.token_hex(16), wall_clock=wall_clock
+        )
         self.webhook_path = webhook_path
         self.base_url: str | None = None  # set by serve_in_thread
         self._clock = clock
@@ -382,7 +388,8 @@ class ShopifyEmulator:
                 self._graphql = AdminGraphQL(schema, registry)
             env = self._env(target)
             commerce.process_due_jobs(env)
-            ctx = GqlContext(env, token, self.api_key, api_version, self.bulk_delay)
+            bulk.advance(env, self.bulk)
+            ctx = GqlContext(env, token, self.api_key, api_version, self.bulk_delay, self.bulk)
             outcome = self._graphql.handle(
                 ctx, target.bucket, self._clock(), payload, force_throttle=fault == "throttled"
             )
@@ -560,6 +567,7 @@ class ShopifyEmulator:
         with self._lock:
             env = self._env(self.shop(shop))
             commerce.process_due_jobs(env)
+            bulk.advance(env, self.bulk)
             result = operation(env)
             events = env.events
         self._deliver_events(env.shop.domain, events)
@@ -567,9 +575,38 @@ class ShopifyEmulator:
 
     def process_jobs(self) -> None:
         """Finish asynchronous work that is due (it also happens on every request)."""
+        due: list[tuple[str, list[Event]]] = []
         with self._lock:
             for shop in self._shops.values():
-                commerce.process_due_jobs(self._env(shop))
+                env = self._env(shop)
+                commerce.process_due_jobs(env)
+                bulk.advance(env, self.bulk)
+                due.append((shop.domain, env.events))
+        for domain, events in due:
+            self._deliver_events(domain, events)
+
+    # --- bulk operations -------------------------------------------------------------------
+
+    def fail_next_bulk_operation(
+        self, error_code: str = "INTERNAL_SERVER_ERROR", after_objects: int = 0
+    ) -> None:
+        """The next bulk operation started ends ``FAILED`` with ``error_code`` (a
+        ``BulkOperationErrorCode``) once ``after_objects`` objects were read (its
+        ``partialDataUrl`` holds them)."""
+        if error_code not in ("ACCESS_DENIED", "INTERNAL_SERVER_ERROR", "TIMEOUT"):
+            raise ValueError(f"unknown BulkOperationErrorCode {error_code!r}")
+        with self._lock:
+            self.bulk.failures.append((error_code, int(after_objects)))
+
+    def bulk_operation(self, shop: str | Shop, operation_id: int) -> BulkOperation | None:
+        """A bulk operation as it is now (advanced to the current time)."""
+        with self._lock:
+            target = self.shop(shop)
+            env = self._env(target)
+            bulk.advance(env, self.bulk)
+            found = target.bulk_operations.get(operation_id)
+        self._deliver_events(target.domain, env.events)
+        return found
 
     def uninstall(self, shop: str | Shop) -> dict[str, Any]:
         """The merchant uninstalls the app: tokens are revoked, ``app/uninstalled`` is

@@ -1,6 +1,7 @@
 """Root fields of the emulated Admin API, registered by name.
 
-Supported queries: ``shop``, ``currentAppInstallation``, ``customers``, ``customer``, ``orders``,
+Supported queries: ``shop``, ``currentAppInstallation``, ``customers``, ``customersCount``,
+``customer``, ``orders``,
 ``order``, ``webhookSubscriptions``, ``webhookSubscription``, ``codeDiscountNodeByCode``,
 ``codeDiscountNode``, ``codeDiscountNodes``, ``discountNode``, ``discountNodes``,
 ``discountRedeemCodeBulkCreation``, ``job``,
@@ -8,9 +9,13 @@ Supported queries: ``shop``, ``currentAppInstallation``, ``customers``, ``custom
 
 Supported mutations: ``webhookSubscriptionCreate``, ``webhookSubscriptionDelete``,
 ``customerCreate``, ``customerUpdate``, ``tagsAdd``, ``tagsRemove``, ``discountCodeBasicCreate``,
+``discountCodeBasicUpdate``,
 ``discountRedeemCodeBulkAdd``, ``discountCodeActivate``, ``discountCodeDeactivate``,
 ``discountCodeDelete``, ``discountCodeRedeemCodeBulkDelete``, ``giftCardCreate``,
 ``storeCreditAccountCredit``.
+
+Bulk operations (``bulkOperationRunQuery``, ``bulkOperationCancel``, ``currentBulkOperation``,
+``bulkOperation``, ``bulkOperations``) are registered by :mod:`.bulk`.
 
 To add one: write ``def resolver(ctx, info, args)`` returning a view (see :mod:`.views`) and
 decorate it with ``@registry.query("name")`` or ``@registry.mutation("name")``.
@@ -37,6 +42,7 @@ from .views import (
     customer_view,
     customers_connection,
     discount_node_view,
+    filter_customers,
     gift_card_view,
     job_view,
     node_view,
@@ -71,6 +77,16 @@ def _current_app_installation(ctx: GqlContext, info: Info, args: Args) -> View:
 @registry.query("customers")
 def _customers(ctx: GqlContext, info: Info, args: Args) -> View:
     return customers_connection(ctx, list(ctx.shop.customers.values()), args)
+
+
+@registry.query("customersCount")
+def _customers_count(ctx: GqlContext, info: Info, args: Args) -> View:
+    """``Count``: exact up to ``limit`` (default 10,000; null for none), else ``AT_LEAST``."""
+    found = len(filter_customers(list(ctx.shop.customers.values()), args.get("query")))
+    limit = args.get("limit", 10_000)
+    if limit is not None and found > limit:
+        return {"__typename": "Count", "count": limit, "precision": "AT_LEAST"}
+    return {"__typename": "Count", "count": found, "precision": "EXACT"}
 
 
 @registry.query("customer")
@@ -401,6 +417,16 @@ def _discount_code_basic_create(ctx: GqlContext, info: Info, args: Args) -> View
     discount, errors = commerce.create_basic_discount(ctx.env, args["basicCodeDiscount"])
     return {
         "codeDiscountNode": discount_node_view(ctx, discount) if discount else None,
+        "userErrors": _discount_errors(errors),
+    }
+
+
+@registry.mutation("discountCodeBasicUpdate")
+def _discount_code_basic_update(ctx: GqlContext, info: Info, args: Args) -> View:
+    discount = _discount(ctx, args["id"])
+    errors = commerce.update_basic_discount(ctx.env, discount, args["basicCodeDiscount"])
+    return {
+        "codeDiscountNode": discount_node_view(ctx, discount) if discount and not errors else None,
         "userErrors": _discount_errors(errors),
     }
 

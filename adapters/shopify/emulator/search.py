@@ -16,7 +16,9 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -29,6 +31,21 @@ from .values import parse_datetime
 T = TypeVar("T")
 
 MAX_PAGE_SIZE = 250
+
+#: Set while a bulk operation runs its query: connections return every row, as Shopify's bulk
+#: executor does (``first``/``last`` are neither required nor applied there).
+_WHOLE_CONNECTIONS: ContextVar[bool] = ContextVar("emulator_whole_connections", default=False)
+
+
+@contextmanager
+def whole_connections() -> Iterator[None]:
+    """Within this block, :func:`paginate` ignores ``first``/``last`` and returns every row."""
+    token = _WHOLE_CONNECTIONS.set(True)
+    try:
+        yield
+    finally:
+        _WHOLE_CONNECTIONS.reset(token)
+
 
 _TOKEN = re.compile(r'"[^"]*"|\'[^\']*\'|\S+')
 _TERM = re.compile(r"^(?P<field>[A-Za-z_][\w.]*):(?P<op>>=|<=|>|<|=)?(?P<value>.*)$")
@@ -187,7 +204,9 @@ def paginate(
 ) -> dict[str, Any]:
     """Build a Relay connection view (``edges``/``nodes``/``pageInfo``) over ``items``."""
     first, last = args.get("first"), args.get("last")
-    if first is None and last is None:
+    if _WHOLE_CONNECTIONS.get():
+        first = last = None
+    elif first is None and last is None:
         raise GraphQLError("you must provide one of first or last")
     for name, size in (("first", first), ("last", last)):
         if size is not None and not 0 <= size <= MAX_PAGE_SIZE:

@@ -126,6 +126,32 @@ class Job:
 
 
 @dataclass
+class BulkOperation:
+    """A ``BulkOperation`` of type QUERY. Its result is computed when it is created (the JSONL
+    lines, root rows flagged); :mod:`.bulk` moves it through CREATED → RUNNING → COMPLETED
+    (or FAILED / CANCELING → CANCELED) as the emulator's clock passes."""
+
+    id: int
+    query: str
+    created_at: datetime
+    started_clock: float
+    lines: list[bytes]
+    roots: list[bool]
+    status: str = "CREATED"
+    object_count: int = 0
+    root_object_count: int = 0
+    completed_at: datetime | None = None
+    error_code: str | None = None
+    fail_after: int | None = None  # injected failure: FAILED after this many objects
+    fail_code: str = "INTERNAL_SERVER_ERROR"
+    cancel_requested: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("COMPLETED", "FAILED", "CANCELED", "EXPIRED")
+
+
+@dataclass
 class WebhookSubscription:
     id: int
     topic: str
@@ -349,6 +375,7 @@ class Shop:
     code_index: dict[str, int] = field(default_factory=dict)  # CODE.upper() → redeem code id
     bulk_creations: dict[int, BulkCreation] = field(default_factory=dict)
     jobs: dict[int, Job] = field(default_factory=dict)
+    bulk_operations: dict[int, BulkOperation] = field(default_factory=dict)
     webhook_subscriptions: dict[int, WebhookSubscription] = field(default_factory=dict)
     gift_cards: dict[int, GiftCard] = field(default_factory=dict)
     store_credit_accounts: dict[int, StoreCreditAccount] = field(default_factory=dict)

@@ -53,6 +53,7 @@ class GqlContext:
     api_key: str
     api_version: str
     bulk_delay: float
+    bulk: Any = None  # the emulator's bulk-operation settings (:class:`.bulk.BulkSettings`)
 
     @property
     def shop(self) -> Shop:
@@ -842,6 +843,10 @@ def store_credit_txn_view(
 
 # --- Node lookup -----------------------------------------------------------------------------
 
+#: ``node(id:)`` views of types kept by other modules (e.g. ``BulkOperation`` by :mod:`.bulk`):
+#: GID type → ``(ctx, number) -> view or None``.
+NODE_VIEWS: dict[str, Callable[[GqlContext, int], View | None]] = {}
+
 
 def node_view(ctx: GqlContext, global_id: str) -> View | None:
     """``node(id:)``: resolve any GID the emulator stores; ``None`` when unknown."""
@@ -866,6 +871,8 @@ def node_view(ctx: GqlContext, global_id: str) -> View | None:
         return store_credit_account_view(ctx, shop.store_credit_accounts[number])
     if kind == "Shop" and number == shop.id:
         return shop_view(ctx)
+    if kind in NODE_VIEWS:
+        return NODE_VIEWS[kind](ctx, number)
     if kind == "Refund":
         for order in shop.orders.values():
             for refund in order.refunds:

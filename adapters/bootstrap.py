@@ -20,6 +20,7 @@ from adapters.db.engine import make_engine
 from adapters.db.unit_of_work import SqlAlchemyUnitOfWork
 from adapters.notify import ConsoleNotifier
 from adapters.queue.inprocess import InProcessJobQueue
+from adapters.salesforce.client import SalesforceGateway
 from adapters.settings import Settings
 from adapters.shopify.discounts import ShopifyDiscounts
 from adapters.shopify.graphql import ShopifyGraphQLClient
@@ -30,6 +31,7 @@ from adapters.shopify.verification import ShopifyVerifier
 from connector.ports import (
     Clock,
     CommercePlatform,
+    CrmGateway,
     DiscountPlatform,
     IdGenerator,
     JobQueue,
@@ -60,6 +62,11 @@ class Container:
     handlers: dict[str, Handler] = field(default_factory=dict)
     notifier: Notifier = field(default_factory=ConsoleNotifier)
     redis: Any = None
+    salesforce: CrmGateway | None = None  # None: SALESFORCE_CLIENT_ID/SECRET unset
+
+    @property
+    def salesforce_redirect_uri(self) -> str:
+        return f"{self.settings.app_url}/salesforce/callback"
 
     def uow(self) -> UnitOfWork:
         return SqlAlchemyUnitOfWork(self.engine, self.cipher, self.clock)
@@ -128,4 +135,14 @@ def bootstrap(settings: Settings, **overrides: Any) -> Container:
         handlers=build_handlers(clock),
         notifier=overrides.get("notifier") or ConsoleNotifier(),
         redis=redis,
+        salesforce=overrides.get("salesforce")
+        or (
+            SalesforceGateway(
+                settings.salesforce_client_id,
+                settings.salesforce_client_secret,
+                settings.salesforce_login_url,
+            )
+            if settings.salesforce_enabled
+            else None
+        ),
     )

@@ -44,6 +44,8 @@ class Settings:
     salesforce_client_secret: str | None
     salesforce_login_url: str
     instance_path: Path
+    #: Share of the org's daily API pool at which our sync pauses (the rest is the org's).
+    salesforce_api_budget_share: float = 0.8
     webhook_max_bytes: int = 2 * 1024 * 1024
     log_level: str = "INFO"
     demo: bool = False
@@ -127,6 +129,7 @@ class Settings:
                 env.get("SALESFORCE_LOGIN_URL") or "https://login.salesforce.com"
             ).rstrip("/"),
             instance_path=instance,
+            salesforce_api_budget_share=_share(env, "SALESFORCE_API_BUDGET_SHARE", 0.8),
             webhook_max_bytes=max_bytes,
             log_level=(env.get("LOG_LEVEL") or "INFO").upper(),
             demo=bool(env.get("AMBASSADOR_DEMO")),
@@ -140,6 +143,20 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(env.get(name) or default)
     except ValueError as exc:
         raise SettingsError(f"{name} must be an integer") from exc
+
+
+def _share(env: Mapping[str, str], name: str, default: float) -> float:
+    """A share of a whole: ``0.8`` or ``80%``; between 1 % and 100 %."""
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a share such as 0.8 or 80%") from exc
+    if not 0.01 <= value <= 1.0:
+        raise SettingsError(f"{name} must be between 1% and 100%")
+    return value
 
 
 def database_url_from_env(environ: Mapping[str, str] | None = None) -> str:

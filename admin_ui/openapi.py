@@ -57,6 +57,45 @@ _MONEY = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": "decim
 _TS = {"type": "string", "format": "date-time", "nullable": True}
 
 SCHEMAS: dict[str, Any] = {
+    "SalesforceFields": {
+        "type": "object",
+        "properties": {
+            "ok": {"type": "boolean"},
+            "missing": {"type": "array", "items": {"type": "string"}},
+            "not_writable": {"type": "array", "items": {"type": "string"}},
+            "checked_at": _TS,
+            "permission_set_assigned": {"type": "boolean", "nullable": True},
+            "message": {"type": "string"},
+        },
+    },
+    "SalesforceState": {
+        "type": "object",
+        "properties": {
+            "enabled": {"type": "boolean"},
+            "status": {
+                "type": "string",
+                "enum": ["not_connected", "connected", "needs_reconnect", "disconnected"],
+            },
+            "message": {"type": "string"},
+            "instance_url": {"type": "string", "nullable": True},
+            "org_id": {"type": "string", "nullable": True},
+            "connected_at": _TS,
+            "fields": {"$ref": "#/components/schemas/SalesforceFields"},
+            "budget": {"type": "object"},
+            "last_sync_at": _TS,
+            "last_sync": {"type": "object", "nullable": True},
+            "last_error": {"type": "string", "nullable": True},
+            "records": {
+                "type": "object",
+                "properties": {
+                    "synced": {"type": "integer"},
+                    "retry": {"type": "integer"},
+                    "parked": {"type": "integer"},
+                },
+            },
+            "parked": {"type": "array", "items": {"type": "object"}},
+        },
+    },
     "Error": {
         "type": "object",
         "required": ["error"],
@@ -588,6 +627,70 @@ def openapi_document() -> dict[str, Any]:
                         "type": "object",
                         "properties": {"tiers": {"type": "array", "items": _ref("Tier")}},
                     },
+                )
+            },
+            "/salesforce": {
+                "get": _op(
+                    "Salesforce: connection state, field check, API budget, last sync, records "
+                    "synced and parked (with Salesforce's reasons)",
+                    _json(_ref("SalesforceState")),
+                )
+            },
+            "/salesforce/connect": {
+                "post": _op(
+                    "Start connecting an org (OAuth web server flow with PKCE): open "
+                    "authorize_url in a new top-level tab; Salesforce returns to "
+                    "/salesforce/callback, then the backfill starts by itself",
+                    _json(
+                        {
+                            "type": "object",
+                            "required": ["authorize_url"],
+                            "properties": {"authorize_url": {"type": "string"}},
+                        }
+                    ),
+                )
+            },
+            "/salesforce/disconnect": {
+                "post": _op(
+                    "Disconnect: tokens dropped and revoked at Salesforce",
+                    _json({"type": "object", "properties": {"disconnected": {"type": "boolean"}}}),
+                )
+            },
+            "/salesforce/sync": {
+                "post": _op("Queue a sync of the changed ambassadors now", status="202")
+            },
+            "/salesforce/retry": {
+                "post": _op(
+                    "Retry every parked record (and those backing off) now",
+                    _json({"type": "object", "properties": {"retried": {"type": "integer"}}}),
+                    status="202",
+                )
+            },
+            "/salesforce/fields/check": {
+                "post": _op(
+                    "Describe Contact: which Ambassador fields are missing or not writable "
+                    "(assigns the permission set to the connected user when it can)",
+                    _json(_ref("SalesforceFields")),
+                )
+            },
+            "/salesforce/provision": {
+                "post": _op(
+                    "Create the fields and the permission set through the Metadata API",
+                    _json({"type": "object", "properties": {"deploy_id": {"type": "string"}}}),
+                    status="202",
+                )
+            },
+            "/salesforce/provision/{deploy_id}": {
+                "get": _op(
+                    "Progress of a provisioning deploy (fields checked again once it succeeded)",
+                    params=[
+                        {
+                            "name": "deploy_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
                 )
             },
         },

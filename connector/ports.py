@@ -19,6 +19,13 @@ from connector.domain.applications import Application, ApplicationStatus, Applic
 from connector.domain.attribution import AmbassadorIdentity, Candidate, Reason
 from connector.domain.orders import Order, Refund
 from connector.domain.program import FriendDiscount, ProgramSettings
+from connector.domain.salesforce import (
+    AmbassadorSnapshot,
+    ApiUsage,
+    ContactLink,
+    ContactMatch,
+    SalesforceConnection,
+)
 from connector.domain.shops import OfflineToken, Shop
 from connector.domain.tiers import Results, Tier
 from connector.domain.webhooks import Delivery, IncomingWebhook
@@ -217,6 +224,9 @@ class UnitOfWork(Protocol):
     @property
     def reconciliation(self) -> ReconciliationRepository: ...
 
+    @property
+    def salesforce(self) -> SalesforceRepository: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None: ...
@@ -305,10 +315,12 @@ class Job(StrEnum):
     CHECK_CODE_DRIFT = "check_code_drift"
     SYNC_CUSTOMER_TAGS = "sync_customer_tags"
     ENROL_CUSTOMERS = "enrol_customers"
+    SCAN_CANDIDATES = "scan_candidates"
     APPROVE_REWARDS = "approve_rewards"
     EVALUATE_TIERS = "evaluate_tiers"
     SEND_NOTIFICATIONS = "send_notifications"
     RECONCILE_ORDERS = "reconcile_orders"
+    SYNC_SALESFORCE = "sync_salesforce"
 
 
 class JobQueue(Protocol):
@@ -504,6 +516,14 @@ class DiscountPlatform(Protocol):
         """Make the shared discount with its first code; returns (discount GID, that code)."""
         ...
 
+    def update_code_discount(
+        self, shop_domain: str, access_token: str, discount_gid: str, terms: FriendDiscount
+    ) -> bool:
+        """Give an existing discount these terms and their title, keeping its codes
+        (``discountCodeBasicUpdate``). Idempotent: the same terms again change nothing. False
+        when the discount no longer exists in Shopify."""
+        ...
+
     def add_redeem_codes(
         self, shop_domain: str, access_token: str, discount_gid: str, codes: list[str]
     ) -> list[RedeemCodeResult]:
@@ -542,6 +562,50 @@ class DiscountPlatform(Protocol):
     def tag_customer(
         self, shop_domain: str, access_token: str, customer_id: int, tag: str, *, add: bool
     ) -> None: ...
+
+
+@dataclass(frozen=True)
+class BulkOperationState:
+    """A Shopify bulk query operation as last read. ``status``: CREATED, RUNNING, COMPLETED,
+    FAILED, CANCELING, CANCELED or EXPIRED; ``url`` is set once COMPLETED (None when the query
+    found nothing)."""
+
+    id: str
+    status: str
+    object_count: int
+    error_code: str | None = None
+    url: str | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("COMPLETED", "FAILED", "CANCELED", "EXPIRED")
+
+
+class BulkOperationBusy(PlatformRetryable):
+    """Shopify already runs as many bulk queries for this app and shop as it allows."""
+
+
+class CustomerExport(Protocol):
+    """Every customer of a store through a Shopify bulk operation (for large stores)."""
+
+    def count_customers(self, shop_domain: str, access_token: str) -> int: ...
+
+    def start_customer_export(self, shop_domain: str, access_token: str) -> BulkOperationState:
+        """Start a bulk query of the customers who ordered. Raises :class:`BulkOperationBusy`
+        when Shopify runs as many bulk queries as it allows."""
+        ...
+
+    def bulk_operation(
+        self, shop_domain: str, access_token: str, operation_id: str
+    ) -> BulkOperationState | None: ...
+
+    def cancel_bulk_operation(self, shop_domain: str, access_token: str, operation_id: str) -> None:
+        ...
+
+    def open_customer_export(self, url: str) -> AbstractContextManager[Iterable[CustomerSummary]]:
+        """Download a completed export (streamed to a temporary file, never held in memory);
+        the iterable reads it afresh each time it is iterated, one customer at a time."""
+        ...
 
 
 class Notifier(Protocol):
@@ -878,4 +942,180 @@ class ReconciliationRepository(Protocol):
 
     def webhook_lag(self, shop_domain: str, since: datetime) -> WebhookLag:
         """Lag of the shop's deliveries received since ``since`` (those with a trigger time)."""
+        ...
+
+
+# --- Salesforce (the CRM) -----------------------------------------------------------------
+
+
+class CrmError(PlatformError):
+    """A Salesforce call failed as a whole. ``code`` is Salesforce's ``errorCode``."""
+
+    def __init__(self, message: str, *, code: str = "", http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.http_status = code, http_status
+
+
+class CrmSessionExpired(CrmError):
+    """401 ``INVALID_SESSION_ID``: refresh the access token (once) and call again."""
+
+
+class CrmReauthRequired(PlatformUnauthorized):
+    """The refresh token was refused (``invalid_grant``): the merchant must connect again."""
+
+
+class CrmLimitExceeded(CrmError):
+    """403 ``REQUEST_LIMIT_EXCEEDED`` for the org's daily pool: pause; never retry in a loop."""
+
+
+class CrmUnavailable(CrmError):
+    """5xx, timeouts, connection errors, the concurrent-request limit: try again later."""
+
+    retryable = True
+
+
+class CrmSetupError(CrmError):
+    """A field or object the sync needs is missing or not accessible (e.g. the external id
+    field): the org must be fixed; retrying the same call will not help."""
+
+
+@dataclass(frozen=True)
+class CrmToken:
+    access_token: str
+    refresh_token: str | None
+    instance_url: str
+    identity_url: str | None = None  # ``id``: …/id/<org id>/<user id>
+    scope: str = ""
+
+
+@dataclass(frozen=True)
+class CrmWriteResult:
+    """One record's outcome in a collection or bulk write (aligned with the records sent)."""
+
+    ok: bool
+    contact_id: str | None = None
+    created: bool = False
+    error_code: str | None = None
+    message: str | None = None
+
+
+class CrmSession(Protocol):
+    """One org with one access token (a new session after each refresh). Every method raises
+    the :class:`CrmError` family for whole-call failures; per-record failures come back as
+    :class:`CrmWriteResult`. ``usage`` is the org's pool as of the last response
+    (``Sforce-Limit-Info``); ``calls`` counts the API calls made."""
+
+    usage: ApiUsage | None
+    calls: int
+
+    def describe_contact(self) -> dict[str, bool]:
+        """Contact's fields: API name → updateable by this user."""
+        ...
+
+    def find_contacts(self, soql: str) -> list[ContactMatch]:
+        """Run an email-match query (every page)."""
+        ...
+
+    def upsert(self, records: Sequence[Mapping[str, Any]]) -> list[CrmWriteResult]:
+        """Upsert ≤200 Contacts by ``Ambassador_Id__c`` (sObject Collections, allOrNone false)."""
+        ...
+
+    def update(self, records: Sequence[Mapping[str, Any]]) -> list[CrmWriteResult]:
+        """Update ≤200 Contacts by ``Id`` (sObject Collections, allOrNone false)."""
+        ...
+
+    def bulk(self, operation: str, records: Sequence[Mapping[str, Any]]) -> list[CrmWriteResult]:
+        """``upsert`` (by ``Ambassador_Id__c``) or ``update`` (by ``Id``) through a Bulk API 2.0
+        ingest job; waits for the job and returns the results aligned with ``records``."""
+        ...
+
+    def limits(self) -> ApiUsage | None:
+        """The org's daily pool now (``GET /limits``)."""
+        ...
+
+    def assign_permission_set(self, name: str, user_id: str) -> bool:
+        """Give the user the permission set (idempotent); False when there is no such set."""
+        ...
+
+    def deploy(self, package_zip: bytes) -> str:
+        """Start a Metadata API deploy of a zip; returns the deploy id."""
+        ...
+
+    def deploy_status(self, deploy_id: str) -> tuple[bool, bool, str | None]:
+        """(done, succeeded, error message) of a deploy."""
+        ...
+
+
+class CrmGateway(Protocol):
+    """Salesforce's OAuth endpoints and a factory of API sessions."""
+
+    def authorize_url(self, state: str, code_verifier: str, redirect_uri: str) -> str:
+        """The web server flow's authorize URL with a PKCE S256 challenge of the verifier."""
+        ...
+
+    def exchange_code(self, code: str, code_verifier: str, redirect_uri: str) -> CrmToken: ...
+
+    def refresh(self, refresh_token: str) -> CrmToken:
+        """Refresh grant. Raises :class:`CrmReauthRequired` on ``invalid_grant``. A rotated
+        refresh token comes back in the result; without rotation it is ``None``."""
+        ...
+
+    def revoke(self, token: str) -> None:
+        """Revoke a (refresh) token; best effort, an already dead token is fine."""
+        ...
+
+    def session(self, instance_url: str, access_token: str) -> CrmSession: ...
+
+
+class SalesforceRepository(Protocol):
+    """Connections (tokens encrypted at rest) and each ambassador's Contact link."""
+
+    def connection(self, shop_id: int, *, for_update: bool = False) -> SalesforceConnection | None:
+        """With ``for_update`` the row stays locked until the unit of work ends: refreshes are
+        serialised per org (a rotated refresh token is single-use)."""
+        ...
+
+    def save_connection(self, connection: SalesforceConnection) -> None: ...
+
+    def connected_shops(self) -> list[str]:
+        """Domains of installed shops with a connected org."""
+        ...
+
+    def begin_sync(self, shop_id: int, until: datetime) -> bool:
+        """Take the org's sync lease until ``until``; False when another sync holds it."""
+        ...
+
+    def end_sync(self, shop_id: int) -> None: ...
+
+    def snapshots(self, shop_id: int) -> list[tuple[AmbassadorSnapshot, ContactLink | None]]:
+        """Every ambassador of the shop as the sync sees it, with its link (None: never synced)."""
+        ...
+
+    def save_links(self, shop_id: int, links: Sequence[ContactLink]) -> None:
+        """Insert or replace links. The ``erase`` flag is never cleared here (a redaction that
+        landed while a sync was in flight must still be applied)."""
+        ...
+
+    def forget(self, shop_id: int, ambassador_ids: Sequence[int]) -> None:
+        """Drop links (after an erasure was written to Salesforce)."""
+        ...
+
+    def forget_all(self, shop_id: int) -> None:
+        """Drop every link (connected to another org)."""
+        ...
+
+    def request_erasure(self, shop_id: int, ambassador_id: int) -> None:
+        """customers/redact: the next sync clears this ambassador's Contact fields."""
+        ...
+
+    def parked(self, shop_id: int, limit: int = 100) -> list[tuple[ContactLink, str]]:
+        """Parked links with the ambassador's email, most recent first."""
+        ...
+
+    def retry_parked(self, shop_id: int) -> int:
+        """Make every parked (and backing-off) record due again; returns how many."""
+        ...
+
+    def counts(self, shop_id: int) -> dict[str, int]:
+        """Links per state (``synced``, ``retry``, ``parked``)."""
         ...

@@ -22,6 +22,7 @@ from connector.services import (
     installation,
     program,
     reconciliation,
+    salesforce,
     tiers,
 )
 
@@ -186,6 +187,26 @@ def reconcile_orders(shop_domain: str | None = None) -> dict[str, int] | list[st
             "errors": len(report.errors)}
 
 
+def sync_salesforce(shop_domain: str | None = None) -> dict[str, Any] | list[str]:
+    """Scheduled without a shop: queue one sync per connected org. With a shop: write its
+    changed ambassadors to their Contacts."""
+    c = container()
+    if c.salesforce is None:
+        return []
+    if shop_domain is None:
+        return salesforce.schedule_all(c.uow, c.jobs)
+    try:
+        report = salesforce.sync(
+            c.uow, c.salesforce, c.clock, shop_domain,
+            budget_share=c.settings.salesforce_api_budget_share,
+        )
+    except installation.NotInstalled:
+        return {}
+    log.info("salesforce.sync.job_done",
+             extra={**_job_context(), "shop": shop_domain, **report.figures()})
+    return report.figures()
+
+
 __all__ = [
     "Job",
     "approve_rewards",
@@ -202,4 +223,5 @@ __all__ = [
     "sweep_inbox",
     "sync_codes",
     "sync_customer_tags",
+    "sync_salesforce",
 ]

@@ -15,13 +15,15 @@ from flask import Flask, jsonify, request
 import admin_ui.api_applications
 import admin_ui.api_health
 import admin_ui.api_ledger
-import admin_ui.api_program  # noqa: F401
+import admin_ui.api_program
+import admin_ui.api_salesforce  # noqa: F401
 from adapters.bootstrap import Container, bootstrap
 from adapters.logs import configure_logging
 from adapters.queue.inprocess import InProcessJobQueue
 from adapters.queue.registry import SCHEDULE
 from adapters.settings import Settings
 from admin_ui.api import bp as api_bp
+from admin_ui.api_salesforce import callback_bp as salesforce_callback_bp
 from admin_ui.app_home import bp as app_home_bp
 from admin_ui.pages import bp as pages_bp
 from admin_ui.proxy import bp as proxy_bp
@@ -66,6 +68,7 @@ def create_app(
     app.register_blueprint(pages_bp)  # the embedded admin pages under /app/...
     app.register_blueprint(api_bp)
     app.register_blueprint(proxy_bp)  # storefront pages through Shopify's app proxy
+    app.register_blueprint(salesforce_callback_bp)  # Salesforce's OAuth redirect (no session)
     if settings.demo:
         from admin_ui.demo import bp as demo_bp
 

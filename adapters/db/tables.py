@@ -461,3 +461,61 @@ reconciliation_runs = sa.Table(
     sa.CheckConstraint("status IN ('running', 'done', 'failed')", name="status"),
     sa.Index("ix_reconciliation_runs_shop_started", "shop_id", "started_at"),
 )
+
+
+# --- Salesforce ---------------------------------------------------------------------------------
+
+salesforce_connections = sa.Table(
+    "salesforce_connections",
+    metadata,
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("status", sa.String(24), nullable=False),
+    sa.Column("instance_url", sa.String(255), nullable=False, server_default=""),
+    sa.Column("access_token_enc", sa.Text),
+    sa.Column("refresh_token_enc", sa.Text),
+    sa.Column("org_id", sa.String(18)),
+    sa.Column("user_id", sa.String(18)),
+    sa.Column("scope", sa.Text),
+    sa.Column("connected_at", UTCDateTime),
+    sa.Column("fields", sa.JSON),
+    sa.Column("api_used", sa.Integer),
+    sa.Column("api_limit", sa.Integer),
+    sa.Column("paused_until", UTCDateTime),
+    sa.Column("pause_reason", sa.String(255)),
+    sa.Column("last_sync_at", UTCDateTime),
+    sa.Column("last_sync", sa.JSON),
+    sa.Column("last_error", sa.Text),
+    # One sync per org at a time; a lease (not a held row lock) because a sync makes HTTP calls.
+    sa.Column("sync_lease_until", UTCDateTime),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint(
+        "status IN ('connected', 'needs_reconnect', 'disconnected')", name="status"
+    ),
+)
+
+salesforce_contacts = sa.Table(
+    "salesforce_contacts",
+    metadata,
+    sa.Column(
+        "ambassador_id",
+        BigId,
+        sa.ForeignKey("ambassadors.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("contact_id", sa.String(18)),
+    sa.Column("synced_hash", sa.String(64)),
+    sa.Column("failed_hash", sa.String(64)),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("retry_at", UTCDateTime),
+    sa.Column("note", sa.Text),
+    sa.Column("erase", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("synced_at", UTCDateTime),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("state IN ('synced', 'retry', 'parked')", name="state"),
+    sa.Index("ix_salesforce_contacts_shop_state", "shop_id", "state"),
+)

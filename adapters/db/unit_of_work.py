@@ -29,6 +29,7 @@ from adapters.db.repositories import (
     SqlAlchemyPrivacyRequestRepository,
     SqlAlchemyShopRepository,
 )
+from adapters.db.salesforce_repository import SqlAlchemySalesforceRepository
 from connector.ports import Clock
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ class SqlAlchemyUnitOfWork:
         self.orders = SqlAlchemyOrderRepository(self._conn, now)
         self.ledger = SqlAlchemyLedgerRepository(self._conn, now)
         self.reconciliation = SqlAlchemyReconciliationRepository(self._conn, now)
+        self.salesforce = SqlAlchemySalesforceRepository(self._conn, self._cipher, now)
         self._callbacks = []
         return self
 

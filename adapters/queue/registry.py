@@ -42,6 +42,8 @@ JOBS: dict[Job, JobSpec] = {
     Job.EVALUATE_TIERS: JobSpec("entrypoints.jobs.evaluate_tiers", "scheduled", timeout=1800),
     # Called with no argument by the schedule (queues one run per shop), with a shop by that.
     Job.RECONCILE_ORDERS: JobSpec("entrypoints.jobs.reconcile_orders", "scheduled", timeout=3600),
+    # Without a shop (the schedule): one coalesced job per connected org; with a shop: its sync.
+    Job.SYNC_SALESFORCE: JobSpec("entrypoints.jobs.sync_salesforce", "default", timeout=1500),
 }
 
 #: Periodic jobs, every N seconds (run by the RQ cron scheduler inside ``ambassador worker``).
@@ -53,4 +55,6 @@ SCHEDULE: dict[Job, int] = {
     Job.APPROVE_REWARDS: 3600,
     Job.EVALUATE_TIERS: 900,
     Job.RECONCILE_ORDERS: 900,  # orders and refunds whose webhooks were missed
+    # Ledger changes reach Contacts within a minute; an org with nothing changed costs no call.
+    Job.SYNC_SALESFORCE: 60,
 }

@@ -174,9 +174,14 @@ def next_code(
 
 
 def queue_shopify_sync(jobs: JobQueue, shop_domain: str) -> None:
-    """After a program change: make Shopify follow (codes, then customer tags). Both jobs
-    compare what should be with what is, so queuing them again is harmless."""
-    for job, key in ((Job.SYNC_CODES, "sync-codes"), (Job.SYNC_CUSTOMER_TAGS, "sync-tags")):
+    """After a program change: make Shopify follow (codes, then customer tags), and the
+    Salesforce Contacts (a no-op without a connected org). Every job compares what should be
+    with what is, so queuing them again is harmless."""
+    for job, key in (
+        (Job.SYNC_CODES, "sync-codes"),
+        (Job.SYNC_CUSTOMER_TAGS, "sync-tags"),
+        (Job.SYNC_SALESFORCE, "sync-salesforce"),
+    ):
         try:
             jobs.enqueue(job, shop_domain, job_id=f"{key}:{shop_domain}")
         except Exception:  # noqa: BLE001 - the hourly drift check queues both again

@@ -147,6 +147,7 @@ def _anonymise_ambassador(uow: UnitOfWork, clock: Clock, shop_id: int, customer_
     placeholder = f"redacted-{a.id}@redacted.invalid"
     uow.applications.redact_ambassador(shop_id, a.id, placeholder)
     uow.notifications.redact_to(shop_id, a.email)
+    uow.salesforce.request_erasure(shop_id, a.id)  # the next sync clears their Contact
     uow.ambassadors.save(
         replace(
             a,

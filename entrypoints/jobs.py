@@ -203,7 +203,7 @@ def sync_salesforce(shop_domain: str | None = None) -> dict[str, Any] | list[str
     except installation.NotInstalled:
         return {}
     log.info("salesforce.sync.job_done",
-             extra={**_job_context(), "shop": shop_domain, **report.figures()})
+             extra={**_job_context(), "shop": shop_domain, **report.log_extra()})
     return report.figures()
 
 

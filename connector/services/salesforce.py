@@ -445,6 +445,10 @@ class SyncReport:
     usage: ApiUsage | None = None
     notes: list[str] = field(default_factory=list)
 
+    def log_extra(self) -> dict[str, Any]:
+        """The figures under names that cannot clash with a log record's own attributes."""
+        return {f"sync_{key}": value for key, value in self.figures().items()}
+
     def figures(self) -> dict[str, Any]:
         return {
             "status": self.status,
@@ -579,7 +583,7 @@ def sync(
     log.log(
         logging.WARNING if report.status not in {"done", "nothing_to_do"} else logging.INFO,
         "salesforce.sync.finished",
-        extra={"shop": shop_domain, **report.figures()},
+        extra={"shop": shop_domain, **report.log_extra()},
     )
     return report
 

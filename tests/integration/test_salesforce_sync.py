@@ -424,7 +424,7 @@ def test_removal_clears_the_ambassador_fields_but_keeps_the_link(sf, org):
 def test_customers_redact_clears_every_ambassador_field_on_the_contact(sf, org):
     existing = org.add_contact("amb0@example.com", last_name="Kept")
     connect(sf)
-    ids = enrol(sf, 1)
+    enrol(sf, 1)
     sync(sf)
     shop = _shop(sf)
     with sf.uow() as uow:  # what customers/redact does to an ambassador (privacy service)

@@ -1,0 +1,148 @@
+"""Order and refund webhooks applied in runs (the set-based path) on real PostgreSQL: a poison
+delivery inside a run, and several workers draining overlapping orders at once."""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import uuid
+from decimal import Decimal
+
+import sqlalchemy as sa
+
+from connector.domain.ambassadors import Ambassador, AmbassadorStatus, CodeState
+from connector.domain.attribution import AmbassadorIdentity, attribute
+from connector.domain.ledger import target_reward
+from connector.domain.orders import Order, Refund
+from connector.domain.webhooks import IncomingWebhook
+from connector.services import inbox
+from tests.conftest import SHOP, install_shop
+from tests.order_payloads import order_payload, refund_payload
+
+
+def enrol(container, shop_id: int) -> dict[str, int]:
+    ids = {}
+    with container.uow() as uow:
+        for code in ("AMBONE", "AMBTWO"):
+            added = uow.ambassadors.add(
+                Ambassador(None, shop_id, f"{code.lower()}@example.com", AmbassadorStatus.ACTIVE,
+                           first_name=code, code=code, code_state=CodeState.ACTIVE)
+            )
+            ids[code] = added.id
+        uow.commit()
+    return ids
+
+
+def send(container, deliveries: list[tuple[str, dict]]) -> None:
+    with container.uow() as uow:
+        for topic, body in deliveries:
+            uow.inbox.add(
+                IncomingWebhook(topic, str(uuid.uuid4()), SHOP, json.dumps(body), "2026-07",
+                                None, None),
+                container.clock.now(),
+            )
+        uow.commit()
+
+
+def booked(container) -> dict[int, dict[int, Decimal]]:
+    with container.engine.connect() as conn:
+        rows = conn.execute(sa.text(
+            "SELECT order_id, ambassador_id, sum(amount) FROM ledger_entries"
+            " GROUP BY order_id, ambassador_id")).all()
+    out: dict[int, dict[int, Decimal]] = {}
+    for order_id, ambassador_id, total in rows:
+        if total:
+            out.setdefault(order_id, {})[ambassador_id] = Decimal(total).quantize(Decimal("0.01"))
+    return out
+
+
+def expected(final: Order, ambassadors: dict[str, int]) -> dict[int, Decimal]:
+    by_code = {c: AmbassadorIdentity(a, c, True) for c, a in ambassadors.items()}
+    decision = attribute(final, by_code)
+    reward = target_reward(final, Decimal(10)).amount if decision.ambassador_id else Decimal(0)
+    return {decision.ambassador_id: reward} if reward else {}
+
+
+def test_a_poison_delivery_in_a_run_is_parked_alone_and_the_rest_apply(container):
+    shop = install_shop(container)
+    ambassadors = enrol(container, shop.id)
+    good = [("orders/create", order_payload(6000 + i, 1,
+                                            ([("AmbOne", "5.00")], [1, 1, 0], "paid", False)))
+            for i in range(20)]
+    poison = order_payload(6999, 1, ([("AMBONE", "5.00")], [1, 0, 0], "paid", False))
+    poison["discount_codes"] = [5]  # not an object: the handler raises, not a BadOrder
+    send(container, [*good[:10], ("orders/paid", poison), *good[10:]])
+
+    result = inbox.process_inbox(container.uow, container.handlers, container.clock)
+
+    assert (result.processed, result.failed) == (20, 1)
+    ledger = booked(container)
+    assert set(ledger) == {6000 + i for i in range(20)}  # every good order, once
+    one = ambassadors["AMBONE"]
+    assert all(set(v) == {one} for v in ledger.values())
+    with container.engine.connect() as conn:
+        status, error = conn.execute(sa.text(
+            "SELECT status, last_error FROM webhook_deliveries WHERE order_id IS NULL"
+            " AND status <> 'processed'")).one()
+        balance = conn.execute(sa.text(
+            "SELECT balance FROM ambassador_stats WHERE ambassador_id = :a"), {"a": one}).scalar()
+    assert status == "pending" and "AttributeError" in error  # retried later, then parked
+    assert Decimal(balance) == sum(v[one] for v in ledger.values())
+
+
+def test_four_workers_on_overlapping_orders_lose_nothing_and_double_nothing(container):
+    shop = install_shop(container)
+    ambassadors = enrol(container, shop.id)
+    rng = random.Random(7)
+    codes = [[("AMBONE", "5.00")], [("ambtwo", "5.00"), ("AMBONE", "1.00")], [], [("OTHER", "2")]]
+    finals: dict[int, Order] = {}
+    deliveries: list[tuple[str, dict]] = []
+    refund_id = 80_000
+    for order_id in range(7000, 7040):
+        versions = [(rng.choice(codes), [rng.randint(0, 3) for _ in range(3)],
+                     rng.choice(["pending", "paid", "paid"]), rng.random() < 0.15)
+                    for _ in range(rng.randint(1, 4))]
+        refunds = []
+        for _ in range(rng.randint(0, 2)):
+            refund_id += 1
+            refunds.append(refund_payload(order_id, refund_id, (
+                rng.choice([11, 12, 13]), 1, rng.choice(["5.00", "14.50", "250.00"]))))
+        bodies = [("orders/updated", order_payload(order_id, n + 1, v))
+                  for n, v in enumerate(versions)]
+        bodies += [("refunds/create", r) for r in refunds]
+        deliveries += bodies + rng.sample(bodies, k=min(2, len(bodies)))  # some twice
+        final = Order.from_payload(order_payload(order_id, len(versions), versions[-1]))
+        finals[order_id] = Order(**{**final.__dict__, "refunds": tuple(
+            Refund.from_payload(r) for r in refunds)})
+    rng.shuffle(deliveries)  # any arrival order: refunds before orders, stale versions last
+    send(container, deliveries)
+
+    results = []
+    barrier = threading.Barrier(4)
+
+    def worker() -> None:
+        barrier.wait()
+        results.append(inbox.process_inbox(container.uow, container.handlers, container.clock,
+                                           batch_size=15))
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    assert sum(r.failed for r in results) == 0, [e for r in results for e in r.errors]
+    assert sum(r.processed for r in results) == len(deliveries)
+    assert sum(r.batches for r in results) > 4  # the work really was shared
+    ledger = booked(container)
+    for order_id, final in finals.items():
+        assert ledger.get(order_id, {}) == expected(final, ambassadors), order_id
+    with container.engine.connect() as conn:
+        keys = conn.execute(sa.text("SELECT idempotency_key FROM ledger_entries")).scalars().all()
+        balances = dict(conn.execute(sa.text(
+            "SELECT ambassador_id, balance FROM ambassador_stats")).all())
+    assert len(keys) == len(set(keys))
+    for ambassador_id in ambassadors.values():
+        total = sum((v.get(ambassador_id, Decimal(0)) for v in ledger.values()), Decimal(0))
+        assert Decimal(balances.get(ambassador_id, 0)) == total

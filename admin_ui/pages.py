@@ -89,3 +89,9 @@ def settings() -> Any:
 @bp.get("/tiers")
 def tiers() -> Any:
     return _render("admin/tiers.html", "tiers")
+
+
+@bp.get("/salesforce")
+def salesforce() -> Any:
+    """Salesforce: connect, fields, sync state, parked records and retry."""
+    return _render("admin/salesforce.html", "salesforce")

@@ -91,6 +91,38 @@ def sync_codes(shop_domain: str) -> None:
         click.echo(f"  {error}")
 
 
+@main.command("sync-salesforce")
+@click.option("--shop", "shop_domain", required=True)
+@click.option("--full", is_flag=True, help="write every ambassador, not only the changed ones")
+def sync_salesforce(shop_domain: str, full: bool) -> None:
+    """Write the shop's ambassadors to their Salesforce Contacts now (a backfill)."""
+    from connector.services import salesforce
+
+    c = _container()
+    _shop(c, shop_domain)
+    if c.salesforce is None:
+        raise click.ClickException("Salesforce is not configured (SALESFORCE_CLIENT_ID/SECRET)")
+    with click.progressbar(length=0, label="syncing to Salesforce", show_pos=True) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(done - bar.pos)
+
+        report = salesforce.sync(
+            c.uow, c.salesforce, c.clock, shop_domain, full=full, progress=progress,
+            budget_share=c.settings.salesforce_api_budget_share,
+        )
+    click.echo(f"{report.status}: {report.written} written ({report.created} new Contacts, "
+               f"{report.matched} matched by email), {report.parked} parked, "
+               f"{report.retrying} to retry, {report.calls} API calls")
+    for note in report.notes[:20]:
+        click.echo(f"  {note}")
+    if report.error:
+        click.echo(f"  {report.error}")
+    if report.status not in {"done", "nothing_to_do", "partial"}:
+        raise SystemExit(1)
+
+
 @main.command("evaluate-tiers")
 @click.option("--shop", "shop_domain", required=True)
 def evaluate_tiers(shop_domain: str) -> None:

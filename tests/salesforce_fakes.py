@@ -10,8 +10,14 @@ import itertools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
+import sqlalchemy as sa
+
+from adapters.bootstrap import Container
+from adapters.db.tables import ambassador_stats
+from connector.domain.ambassadors import Ambassador, AmbassadorStatus
 from connector.domain.salesforce import EXTERNAL_ID, FIELDS, ApiUsage, ContactMatch
 from connector.ports import (
     CrmLimitExceeded,
@@ -21,6 +27,7 @@ from connector.ports import (
     CrmUnavailable,
     CrmWriteResult,
 )
+from tests.conftest import SHOP, install_shop
 
 _LITERAL = re.compile(r"'((?:[^'\\]|\\.)*)'")
 STANDARD = {"Id": False, "Email": True, "FirstName": True, "LastName": True}
@@ -51,10 +58,21 @@ class FakeOrg:
     def new_id(self) -> str:
         return f"003XX{next(self._ids):010d}AAA"
 
-    def add_contact(self, email: str, last_name: str = "Existing", modified: str = "2026-01-01T00:00:00.000+0000", **values: Any) -> str:  # noqa: E501
+    def add_contact(
+        self,
+        email: str,
+        last_name: str = "Existing",
+        modified: str = "2026-01-01T00:00:00.000+0000",
+        **values: Any,
+    ) -> str:
         cid = self.new_id()
-        self.contacts[cid] = {"Id": cid, "Email": email, "LastName": last_name,
-                              "LastModifiedDate": modified, **values}
+        self.contacts[cid] = {
+            "Id": cid,
+            "Email": email,
+            "LastName": last_name,
+            "LastModifiedDate": modified,
+            **values,
+        }
         return cid
 
     def by_external_id(self, ext: str) -> dict[str, Any] | None:
@@ -67,9 +85,13 @@ class FakeOrg:
         n = len(self.access_tokens) + len(self.refresh_tokens) + self.refreshes
         access = f"00D!access-{n}"
         self.access_tokens.add(access)
-        return CrmToken(access, None, self.instance_url,
-                        f"https://login.salesforce.com/id/{self.org_id}/{self.user_id}",
-                        "api refresh_token")
+        return CrmToken(
+            access,
+            None,
+            self.instance_url,
+            f"https://login.salesforce.com/id/{self.org_id}/{self.user_id}",
+            "api refresh_token",
+        )
 
     def expire_sessions(self) -> None:
         self.access_tokens.clear()
@@ -91,8 +113,9 @@ class FakeCrmGateway:
         token = self.org.issue()
         refresh = f"5Aep-{len(self.org.refresh_tokens)}"
         self.org.refresh_tokens.add(refresh)
-        return CrmToken(token.access_token, refresh, token.instance_url, token.identity_url,
-                        token.scope)
+        return CrmToken(
+            token.access_token, refresh, token.instance_url, token.identity_url, token.scope
+        )
 
     def refresh(self, refresh_token: str) -> CrmToken:
         if refresh_token not in self.org.refresh_tokens:
@@ -127,12 +150,18 @@ class FakeSession:
                 org.expire_after_calls -= 1
         if self.token not in org.access_tokens:
             self.calls += 1
-            raise CrmSessionExpired("INVALID_SESSION_ID: Session expired or invalid",
-                                    code="INVALID_SESSION_ID", http_status=401)
+            raise CrmSessionExpired(
+                "INVALID_SESSION_ID: Session expired or invalid",
+                code="INVALID_SESSION_ID",
+                http_status=401,
+            )
         if org.used + cost > org.limit:
             self.calls += 1
-            raise CrmLimitExceeded("REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded.",
-                                   code="REQUEST_LIMIT_EXCEEDED", http_status=403)
+            raise CrmLimitExceeded(
+                "REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded.",
+                code="REQUEST_LIMIT_EXCEEDED",
+                http_status=403,
+            )
         org.used += cost
         self.calls += cost
         org.calls.append(name)
@@ -154,16 +183,23 @@ class FakeSession:
     def _check(self, record: Mapping[str, Any]) -> CrmWriteResult | None:
         for name in record:
             if name in FIELDS and not self.org.fields.get(name, False):
-                return CrmWriteResult(False, error_code="INVALID_FIELD",
-                                      message=f"No such column '{name}' on sobject of type Contact")
+                return CrmWriteResult(
+                    False,
+                    error_code="INVALID_FIELD",
+                    message=f"No such column '{name}' on sobject of type Contact",
+                )
         ext = record.get(EXTERNAL_ID)
         if ext and ext in self.org.lock_once:
             self.org.lock_once.discard(ext)
-            return CrmWriteResult(False, error_code="UNABLE_TO_LOCK_ROW",
-                                  message="unable to obtain exclusive access to this record")
+            return CrmWriteResult(
+                False,
+                error_code="UNABLE_TO_LOCK_ROW",
+                message="unable to obtain exclusive access to this record",
+            )
         if self.org.validation is not None and (message := self.org.validation(record)):
-            return CrmWriteResult(False, error_code="FIELD_CUSTOM_VALIDATION_EXCEPTION",
-                                  message=message)
+            return CrmWriteResult(
+                False, error_code="FIELD_CUSTOM_VALIDATION_EXCEPTION", message=message
+            )
         return None
 
     def _write(self, record: Mapping[str, Any], by: str) -> CrmWriteResult:
@@ -173,23 +209,32 @@ class FakeSession:
         if by == "Id":
             contact = self.org.contacts.get(values.get("Id") or "")
             if contact is None:
-                return CrmWriteResult(False, error_code="ENTITY_IS_DELETED",
-                                      message="entity is deleted")
+                return CrmWriteResult(
+                    False, error_code="ENTITY_IS_DELETED", message="entity is deleted"
+                )
             contact.update(values)
             return CrmWriteResult(True, contact["Id"], False)
         contact = self.org.by_external_id(values[EXTERNAL_ID])
         if contact is None:
             if not values.get("LastName"):
-                return CrmWriteResult(False, error_code="REQUIRED_FIELD_MISSING",
-                                      message="Required fields are missing: [LastName]")
+                return CrmWriteResult(
+                    False,
+                    error_code="REQUIRED_FIELD_MISSING",
+                    message="Required fields are missing: [LastName]",
+                )
             cid = self.org.new_id()
-            self.org.contacts[cid] = {"Id": cid, "LastModifiedDate": "2026-11-22T00:00:00Z",
-                                      **values}
+            self.org.contacts[cid] = {
+                "Id": cid,
+                "LastModifiedDate": "2026-11-22T00:00:00Z",
+                **values,
+            }
             return CrmWriteResult(True, cid, True)
         contact.update(values)
         return CrmWriteResult(True, contact["Id"], False)
 
-    def _collection(self, name: str, records: Sequence[Mapping[str, Any]], by: str) -> list[CrmWriteResult]:  # noqa: E501
+    def _collection(
+        self, name: str, records: Sequence[Mapping[str, Any]], by: str
+    ) -> list[CrmWriteResult]:
         assert len(records) <= 200, "EXCEEDED_ID_LIMIT"
         self._call(name)
         if self.org.on_write is not None:
@@ -227,3 +272,64 @@ class FakeSession:
         for f in FIELDS:
             self.org.fields.setdefault(f, False)
         return True, True, None
+
+
+# --- helpers shared by the Salesforce tests ---------------------------------------------------
+
+
+def enrol(
+    c: Container, n: int, *, status: AmbassadorStatus = AmbassadorStatus.ACTIVE, start: int = 0
+) -> list[int]:
+    """Ambassadors saved directly (no Shopify code issuance involved)."""
+    shop = shop_of(c)
+    ids = []
+    with c.uow() as uow:
+        for i in range(start, start + n):
+            a = uow.ambassadors.add(
+                Ambassador(
+                    id=None,
+                    shop_id=shop.id,
+                    email=f"amb{i}@example.com",
+                    status=status,
+                    first_name=f"First{i}",
+                    last_name=f"Last{i}",
+                    code=f"CODE{i}",
+                    customer_id=1000 + i,
+                    since=c.clock.now(),
+                )
+            )
+            assert a is not None and a.id is not None
+            ids.append(a.id)
+        uow.commit()
+    return ids
+
+
+def set_stats(c: Container, ambassador_id: int, orders: int, revenue: str, paid: str = "0") -> None:
+    shop = shop_of(c)
+    row = {
+        "ambassador_id": ambassador_id,
+        "shop_id": shop.id,
+        "attributed_orders": orders,
+        "attributed_revenue": Decimal(revenue),
+        "currency": "USD",
+        "pending": Decimal("1.50"),
+        "approved": Decimal(0),
+        "paid": Decimal(paid),
+        "reversed": Decimal(0),
+        "balance": Decimal(0),
+        "last_referral_at": c.clock.now(),
+        "updated_at": c.clock.now(),
+    }
+    with c.engine.begin() as conn:
+        conn.execute(
+            sa.delete(ambassador_stats).where(ambassador_stats.c.ambassador_id == ambassador_id)
+        )
+        conn.execute(sa.insert(ambassador_stats).values(**row))
+
+
+def shop_of(c: Container) -> Any:
+    with c.uow() as uow:
+        shop = uow.shops.get(SHOP)
+    if shop is None:
+        shop = install_shop(c)
+    return shop

@@ -540,10 +540,50 @@ async function pageCandidates() {
     setText("#cand-selected", count ? `${count} selected` : "None selected");
   }
 
+  // Every customer is ranked by a scan in the background (a Shopify bulk operation for large
+  // stores); its progress shows here until the ranked list is ready.
+  async function scanCandidates() {
+    const box = $("#scan-progress");
+    const bar = $("#scan-bar");
+    const started = await run(() => api("POST", "/candidates/scans", { json: { limit: 50 } }));
+    if (!started) return null;
+    box.hidden = false;
+    let errors = 0;
+    for (;;) {
+      let scan;
+      try {
+        scan = await api("GET", `/candidates/scans/${started.scan_id}`);
+        errors = 0;
+      } catch (error) {
+        errors += 1;
+        if (errors >= 5) {
+          box.hidden = true;
+          showError(`Lost track of the scan: ${error.message}.`);
+          return null;
+        }
+        await sleep(2000);
+        continue;
+      }
+      bar.max = Math.max(scan.customers, scan.scanned, 1);
+      bar.value = scan.scanned;
+      setText("#scan-progress-text", `Scanning customers… ${scan.scanned} of about ${scan.customers} done`);
+      if (scan.status === "done") {
+        box.hidden = true;
+        return scan;
+      }
+      if (scan.status === "failed") {
+        box.hidden = true;
+        showError(scan.error ? scan.error.message : "The scan failed.");
+        return null;
+      }
+      await sleep(1500);
+    }
+  }
+
   async function loadCandidates() {
-    rowMessage(tbody, 6, "Loading…");
-    const data = await run(() => api("GET", "/candidates?limit=50"));
-    if (!data) return rowMessage(tbody, 6, "Could not load the customers.");
+    rowMessage(tbody, 6, "Scanning customers…");
+    const data = await scanCandidates();
+    if (!data) return rowMessage(tbody, 6, "Could not rank the customers.");
     if (!data.items.length) return rowMessage(tbody, 6, "No customers to suggest: everyone with orders is an ambassador already.");
     for (const c of data.items) names.set(Number(c.customer_id.split("/").pop()), personName(c));
     fill(tbody, ...data.items.map((c) => el("tr", {},
@@ -928,6 +968,83 @@ async function pageTiers() {
   await reload();
 }
 
+// --- Salesforce ----------------------------------------------------------------------------
+
+async function pageSalesforce() {
+  const STATES = {
+    not_connected: "Not connected", connected: "Connected",
+    needs_reconnect: "Needs reconnecting", disconnected: "Disconnected",
+  };
+  async function reload() {
+    const s = await api("GET", "/salesforce");
+    setText("#sf-status", STATES[s.status] || s.status);
+    setText("#sf-org", s.instance_url ? `${s.instance_url} (${s.org_id || "?"})` : null);
+    setText("#sf-connected", s.connected_at ? when(s.connected_at) : null);
+    const b = s.budget || {};
+    setText("#sf-budget", b.limit ? `${b.used} of ${b.limit} daily API calls used${b.paused ? ` — paused until ${when(b.paused_until)}: ${b.pause_reason}` : ""}` : null);
+    setText("#sf-message", s.enabled === false ? "Salesforce is not configured for this app (SALESFORCE_CLIENT_ID / SALESFORCE_CLIENT_SECRET)." : s.message || "");
+    $("#sf-connect").hidden = s.enabled === false || s.status === "connected";
+    $("#sf-connect").textContent = s.status === "needs_reconnect" ? "Connect again" : "Connect Salesforce";
+    $("#sf-disconnect").hidden = s.status !== "connected" && s.status !== "needs_reconnect";
+    setText("#sf-fields", s.fields ? s.fields.message : "Connect first.");
+    const r = s.records || {};
+    setText("#sf-last", s.last_sync_at ? when(s.last_sync_at) : "never");
+    const last = s.last_sync || {};
+    setText("#sf-outcome", last.status ? `${last.status}: ${last.written || 0} written, ${last.parked || 0} parked, ${last.calls || 0} API calls` : null);
+    setText("#sf-synced", r.synced);
+    setText("#sf-retrying", r.retry);
+    setText("#sf-parked", r.parked);
+    setText("#sf-error", s.last_error || "");
+    const rows = (s.parked || []).map((p) => el("tr", {},
+      el("td", {}, el("a", { href: pageUrl(`/ambassadors/${p.ambassador_id}`), text: p.email || `#${p.ambassador_id}` })),
+      el("td", { text: p.contact_id || "—" }),
+      el("td", { text: p.error_code || "—" }),
+      el("td", { text: [p.message, p.note].filter(Boolean).join(" — ") || "—" })));
+    if (rows.length) fill($("#sf-parked-rows"), ...rows);
+    else rowMessage($("#sf-parked-rows"), 4, "Nothing parked.");
+  }
+  $("#sf-connect").addEventListener("click", () => run(async () => {
+    const { authorize_url: url } = await api("POST", "/salesforce/connect");
+    const safe = safeUrl(url);
+    if (safe) window.open(safe, "_blank", "noopener");
+    say("Approve access in the Salesforce tab, then come back here.");
+  }));
+  $("#sf-disconnect").addEventListener("click", () => run(async () => {
+    await api("POST", "/salesforce/disconnect");
+    say("Disconnected.");
+    await reload();
+  }));
+  $("#sf-check").addEventListener("click", () => run(async () => {
+    const f = await api("POST", "/salesforce/fields/check");
+    say(f.message);
+    await reload();
+  }));
+  $("#sf-provision").addEventListener("click", () => run(async () => {
+    const { deploy_id: id } = await api("POST", "/salesforce/provision");
+    say("Creating the fields in Salesforce…");
+    for (let i = 0; i < 60; i += 1) {
+      const d = await api("GET", `/salesforce/provision/${encodeURIComponent(id)}`);
+      if (d.done) {
+        say(d.success ? "Fields created." : `The deploy failed: ${d.error || "see Salesforce's deployment status"}`);
+        break;
+      }
+      await new Promise((resolve) => { setTimeout(resolve, 2000); });
+    }
+    await reload();
+  }));
+  $("#sf-sync").addEventListener("click", () => run(async () => {
+    await api("POST", "/salesforce/sync");
+    say("Sync queued.");
+    await reload();
+  }));
+  $("#sf-retry").addEventListener("click", () => run(async () => {
+    const { retried } = await api("POST", "/salesforce/retry");
+    say(`${retried} record(s) will be tried again.`);
+    await reload();
+  }));
+  await reload();
+}
+
 // --- start ---------------------------------------------------------------------------------
 
 const PAGES = {
@@ -937,6 +1054,7 @@ const PAGES = {
   applications: cfg.id ? pageApplication : pageApplications,
   settings: pageSettings,
   tiers: pageTiers,
+  salesforce: pageSalesforce,
 };
 
 if (root) {

@@ -481,10 +481,12 @@ def due_items(
     pairs: Sequence[tuple[AmbassadorSnapshot, ContactLink | None]],
     shop_domain: str,
     now: datetime,
+    *,
+    full: bool = False,
 ) -> tuple[list[_Item], list[ContactLink], list[int]]:
     """Split the shop's ambassadors into (to write, links to record without a call, links to
     forget). Nothing else makes a call: unchanged values, parked values that did not change,
-    and records still backing off are left alone."""
+    and records still backing off are left alone (``full``: everyone is written again)."""
     due: list[_Item] = []
     settle: list[ContactLink] = []
     forget: list[int] = []
@@ -504,7 +506,7 @@ def due_items(
                     ContactLink(snapshot.ambassador_id, synced_hash=digest, synced_at=now)
                 )
                 continue
-        if link is not None:
+        if link is not None and not full:
             if link.state is LinkState.SYNCED and link.synced_hash == digest:
                 continue
             if link.state is LinkState.PARKED and link.failed_hash == digest:
@@ -524,8 +526,10 @@ def sync(
     budget_share: float = DEFAULT_BUDGET_SHARE,
     bulk_threshold: int = BULK_THRESHOLD,
     progress: Callable[[int, int], None] | None = None,
+    full: bool = False,
 ) -> SyncReport:
-    """Write every changed ambassador of the shop to its Contact. ``progress(done, total)`` is
+    """Write every changed ambassador of the shop to its Contact (``full``: every ambassador,
+    changed or not: a backfill). ``progress(done, total)`` is
     called as records are written (the CLI's bar). Never raises for Salesforce's failures: they
     end in the report's ``status`` and on the connection (the admin shows them)."""
     report = SyncReport(shop_domain)
@@ -562,6 +566,7 @@ def sync(
             budget_share,
             bulk_threshold,
             progress,
+            full,
         )
     except _Paused as exc:
         report.status, report.error = "paused", exc.reason
@@ -599,6 +604,7 @@ def _run(
     budget_share: float,
     bulk_threshold: int,
     progress: Callable[[int, int], None] | None,
+    full: bool = False,
 ) -> None:
     now = clock.now()
     if conn.paused_until is not None:
@@ -615,7 +621,7 @@ def _run(
         return
     with uow_factory() as uow:
         pairs = uow.salesforce.snapshots(shop_id)
-    due, settle, forget = due_items(pairs, shop_domain, now)
+    due, settle, forget = due_items(pairs, shop_domain, now, full=full)
     if settle or forget:
         with uow_factory() as uow:
             uow.salesforce.save_links(shop_id, settle)

@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +16,15 @@ import sqlalchemy as sa
 
 from adapters.bootstrap import Container, bootstrap
 from adapters.clock import FakeClock
-from adapters.db.tables import ambassador_stats, salesforce_connections
+from adapters.db.tables import salesforce_connections
 from adapters.queue.inprocess import InProcessJobQueue
-from connector.domain.ambassadors import Ambassador, AmbassadorStatus
+from connector.domain.ambassadors import AmbassadorStatus
 from connector.domain.salesforce import EXTERNAL_ID, FIELDS, ConnectionStatus, LinkState
 from connector.services import privacy, salesforce
 from entrypoints import jobs
-from tests.conftest import SHOP, install_shop, make_settings
-from tests.salesforce_fakes import FakeCrmGateway, FakeOrg
+from tests.conftest import SHOP, make_settings
+from tests.salesforce_fakes import FakeCrmGateway, FakeOrg, enrol, set_stats
+from tests.salesforce_fakes import shop_of as _shop
 
 REDIRECT = "http://127.0.0.1:8000/salesforce/callback"
 
@@ -49,45 +49,6 @@ def sf(tmp_path: Path, db_url: str, org: FakeOrg, clock: FakeClock) -> Iterator[
     yield c
     jobs.configure(None)
     c.close()
-
-
-def enrol(c: Container, n: int, *, status: AmbassadorStatus = AmbassadorStatus.ACTIVE,
-          start: int = 0) -> list[int]:
-    """Ambassadors saved directly (no Shopify code issuance involved)."""
-    shop = _shop(c)
-    ids = []
-    with c.uow() as uow:
-        for i in range(start, start + n):
-            a = uow.ambassadors.add(Ambassador(
-                id=None, shop_id=shop.id, email=f"amb{i}@example.com", status=status,
-                first_name=f"First{i}", last_name=f"Last{i}", code=f"CODE{i}",
-                customer_id=1000 + i,
-                since=c.clock.now()))
-            assert a is not None and a.id is not None
-            ids.append(a.id)
-        uow.commit()
-    return ids
-
-
-def set_stats(c: Container, ambassador_id: int, orders: int, revenue: str, paid: str = "0") -> None:
-    shop = _shop(c)
-    row = {"ambassador_id": ambassador_id, "shop_id": shop.id, "attributed_orders": orders,
-           "attributed_revenue": Decimal(revenue), "currency": "USD", "pending": Decimal("1.50"),
-           "approved": Decimal(0), "paid": Decimal(paid), "reversed": Decimal(0),
-           "balance": Decimal(0), "last_referral_at": c.clock.now(),
-           "updated_at": c.clock.now()}
-    with c.engine.begin() as conn:
-        conn.execute(sa.delete(ambassador_stats).where(
-            ambassador_stats.c.ambassador_id == ambassador_id))
-        conn.execute(sa.insert(ambassador_stats).values(**row))
-
-
-def _shop(c: Container) -> Any:
-    with c.uow() as uow:
-        shop = uow.shops.get(SHOP)
-    if shop is None:
-        shop = install_shop(c)
-    return shop
 
 
 def connect(c: Container) -> None:

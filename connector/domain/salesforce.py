@@ -362,7 +362,10 @@ class FieldReport:
             return "the Contact fields have not been checked yet"
         parts = []
         if self.missing:
-            parts.append("missing on Contact: " + ", ".join(self.missing))
+            parts.append(
+                "missing on Contact (or not visible to the connected user): "
+                + ", ".join(self.missing)
+            )
         if self.not_writable:
             parts.append(
                 "not writable by the connected user (assign the Ambassador_Connector "

@@ -321,7 +321,9 @@ def verify_fields(
 def _verify(uow_factory: UnitOfWorkFactory, org: OrgClient, clock: Clock) -> FieldReport:
     shop_id, conn = org.shop_id, org.connection
     report = check_fields(org.call(lambda s: s.describe_contact()), clock.now())
-    if report.not_writable and not report.missing and conn.user_id:
+    # Fields the user may not read are absent from describe, exactly like fields never
+    # deployed: the permission set is worth assigning in both cases (when the org has it).
+    if (report.not_writable or report.missing) and conn.user_id:
         user_id = conn.user_id
         try:
             assigned = org.call(lambda s: s.assign_permission_set(PERMISSION_SET, user_id))

@@ -45,7 +45,8 @@ needs_bulk = pytest.mark.xfail(
     not _emulates("/jobs/ingest"), reason="the emulator has no Bulk API 2.0 yet", strict=True
 )
 needs_metadata = pytest.mark.xfail(
-    not _emulates("/metadata/deployRequest"), reason="the emulator has no Metadata deploys yet",
+    not _emulates("/metadata/deployRequest"),
+    reason="the emulator has no Metadata deploys yet",
     strict=True,
 )
 
@@ -58,8 +59,11 @@ class SfLive:
 
     def api(self, method: str, path: str, shop: str = SHOP, **kwargs: Any) -> httpx.Response:
         return httpx.request(
-            method, f"{self.url}/api/v1{path}", timeout=60,
-            headers={"Authorization": f"Bearer {session_token(shop)}"}, **kwargs,
+            method,
+            f"{self.url}/api/v1{path}",
+            timeout=60,
+            headers={"Authorization": f"Bearer {session_token(shop)}"},
+            **kwargs,
         )
 
     def connect(self) -> httpx.Response:
@@ -103,16 +107,24 @@ def sf_live(tmp_path: Path, db_url: str, emulator_options: dict[str, Any]) -> It
     port = _free_port()
     app_url = f"http://127.0.0.1:{port}"
     emulator = SalesforceEmulator(
-        CLIENT_ID, CLIENT_SECRET, redirect_uris=[f"{app_url}/salesforce/callback"],
-        auto_approve=True, **emulator_options,
+        CLIENT_ID,
+        CLIENT_SECRET,
+        redirect_uris=[f"{app_url}/salesforce/callback"],
+        auto_approve=True,
+        **emulator_options,
     )
     emu_server, emu_url = serve_in_thread(emulator)
     settings = make_settings(
-        tmp_path, db_url, APP_URL=app_url, SALESFORCE_CLIENT_ID=CLIENT_ID,
-        SALESFORCE_CLIENT_SECRET=CLIENT_SECRET, SALESFORCE_LOGIN_URL=emu_url,
+        tmp_path,
+        db_url,
+        APP_URL=app_url,
+        SALESFORCE_CLIENT_ID=CLIENT_ID,
+        SALESFORCE_CLIENT_SECRET=CLIENT_SECRET,
+        SALESFORCE_LOGIN_URL=emu_url,
     )
     container = bootstrap(
-        settings, jobs=InProcessJobQueue(threaded=False),
+        settings,
+        jobs=InProcessJobQueue(threaded=False),
         salesforce=SalesforceGateway(CLIENT_ID, CLIENT_SECRET, emu_url, bulk_poll=0.05),
     )
     app = create_app(container=container)
@@ -172,11 +184,15 @@ def test_the_callback_refuses_reused_unknown_and_denied_states(sf_live):
     assert httpx.get(location, timeout=60).status_code == 200
     replay = httpx.get(location, timeout=60)
     assert replay.status_code == 400 and "already used" in replay.text
-    forged = httpx.get(f"{sf_live.url}/salesforce/callback",
-                       params={"state": "x" * 43, "code": "c"}, timeout=30)
+    forged = httpx.get(
+        f"{sf_live.url}/salesforce/callback", params={"state": "x" * 43, "code": "c"}, timeout=30
+    )
     assert forged.status_code == 400
-    denied = httpx.get(f"{sf_live.url}/salesforce/callback",
-                       params={"error": "access_denied", "state": "y"}, timeout=30)
+    denied = httpx.get(
+        f"{sf_live.url}/salesforce/callback",
+        params={"error": "access_denied", "state": "y"},
+        timeout=30,
+    )
     assert denied.status_code == 400
     assert httpx.get(f"{sf_live.url}/salesforce/callback", timeout=30).status_code == 400
 
@@ -187,8 +203,9 @@ def test_every_route_is_scoped_to_the_signed_in_shop(sf_live):
     sf_live.connect()
     other = sf_live.api("GET", "/salesforce", shop="other-shop.myshopify.com").json()
     assert other["status"] == "not_connected" and other["records"]["synced"] == 0
-    assert sf_live.api("POST", "/salesforce/disconnect",
-                       shop="other-shop.myshopify.com").json() == {"disconnected": False}
+    assert sf_live.api(
+        "POST", "/salesforce/disconnect", shop="other-shop.myshopify.com"
+    ).json() == {"disconnected": False}
     assert sf_live.state()["status"] == "connected"
     assert sf_live.api("GET", "/salesforce").status_code == 200
     unauthenticated = httpx.get(f"{sf_live.url}/api/v1/salesforce", timeout=30)
@@ -227,8 +244,7 @@ def test_an_expired_session_mid_sync_is_refreshed_and_the_sync_completes(sf_live
     report = salesforce.sync(c.uow, Expiring(), c.clock, SHOP)
     assert report.status == "done" and report.written == 450
     assert all(sf_live.emulator.contact_by_external_id(f"{SHOP}:{i}") for i in ids)
-    assert any(r.get("grant_type") == "refresh_token"
-               for r in sf_live.emulator.token_requests())
+    assert any(r.get("grant_type") == "refresh_token" for r in sf_live.emulator.token_requests())
 
 
 def test_a_revoked_refresh_token_asks_the_merchant_to_reconnect(sf_live):
@@ -272,7 +288,8 @@ def test_a_validation_rule_rejecting_some_of_a_batch_of_200_parks_them(sf_live):
     ids = enrol(sf_live.container, 200, start=1000)
     rejected = {f"CODE{i}" for i in range(1000, 1200, 10)}
     sf_live.emulator.add_validation_rule(
-        lambda r: r.get("Ambassador_Code__c") in rejected, "Codes ending in 0 are reserved",
+        lambda r: r.get("Ambassador_Code__c") in rejected,
+        "Codes ending in 0 are reserved",
         field="Ambassador_Code__c",
     )
     before = sf_live.calls()

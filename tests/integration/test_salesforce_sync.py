@@ -41,10 +41,15 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def sf(tmp_path: Path, db_url: str, org: FakeOrg, clock: FakeClock) -> Iterator[Container]:
-    settings = make_settings(tmp_path, db_url, SALESFORCE_CLIENT_ID="cid",
-                             SALESFORCE_CLIENT_SECRET="secret")
-    c = bootstrap(settings, jobs=InProcessJobQueue(threaded=False),
-                  salesforce=FakeCrmGateway(org), clock=clock)
+    settings = make_settings(
+        tmp_path, db_url, SALESFORCE_CLIENT_ID="cid", SALESFORCE_CLIENT_SECRET="secret"
+    )
+    c = bootstrap(
+        settings,
+        jobs=InProcessJobQueue(threaded=False),
+        salesforce=FakeCrmGateway(org),
+        clock=clock,
+    )
     jobs.configure(c)
     yield c
     jobs.configure(None)
@@ -55,8 +60,9 @@ def connect(c: Container) -> None:
     shop = _shop(c)
     url = salesforce.begin_connect(c.uow, c.salesforce, c.ids, c.clock, shop, REDIRECT)
     params = dict(p.split("=", 1) for p in url.split("?", 1)[1].split("&"))
-    salesforce.complete_connect(c.uow, c.salesforce, c.jobs, c.clock, params["state"],
-                                params["code"], REDIRECT)
+    salesforce.complete_connect(
+        c.uow, c.salesforce, c.jobs, c.clock, params["state"], params["code"], REDIRECT
+    )
 
 
 def sync(c: Container, **kwargs: Any) -> salesforce.SyncReport:
@@ -107,18 +113,21 @@ def test_a_connect_state_is_single_use_and_expires(sf, clock):
     url = salesforce.begin_connect(sf.uow, sf.salesforce, sf.ids, sf.clock, shop, REDIRECT)
     params = dict(p.split("=", 1) for p in url.split("?", 1)[1].split("&"))
     assert len(params["state"]) >= 43  # 256 bits
-    salesforce.complete_connect(sf.uow, sf.salesforce, sf.jobs, sf.clock, params["state"],
-                                params["code"], REDIRECT)
+    salesforce.complete_connect(
+        sf.uow, sf.salesforce, sf.jobs, sf.clock, params["state"], params["code"], REDIRECT
+    )
     with pytest.raises(salesforce.SalesforceError) as reused:
-        salesforce.complete_connect(sf.uow, sf.salesforce, sf.jobs, sf.clock, params["state"],
-                                    params["code"], REDIRECT)
+        salesforce.complete_connect(
+            sf.uow, sf.salesforce, sf.jobs, sf.clock, params["state"], params["code"], REDIRECT
+        )
     assert reused.value.code == "invalid_state"
     url = salesforce.begin_connect(sf.uow, sf.salesforce, sf.ids, sf.clock, shop, REDIRECT)
     params = dict(p.split("=", 1) for p in url.split("?", 1)[1].split("&"))
     clock.advance(minutes=11)
     with pytest.raises(salesforce.SalesforceError):
-        salesforce.complete_connect(sf.uow, sf.salesforce, sf.jobs, sf.clock, params["state"],
-                                    params["code"], REDIRECT)
+        salesforce.complete_connect(
+            sf.uow, sf.salesforce, sf.jobs, sf.clock, params["state"], params["code"], REDIRECT
+        )
 
 
 def test_disconnect_drops_and_revokes_the_refresh_token(sf, org):
@@ -248,7 +257,8 @@ def test_a_validation_rule_rejecting_some_records_of_a_batch_parks_them_with_the
     rejected = set(ids[::10])
     org.validation = lambda r: (
         "Tier is required for active ambassadors"
-        if int(str(r.get(EXTERNAL_ID) or ":0").rsplit(":", 1)[1]) in rejected else None
+        if int(str(r.get(EXTERNAL_ID) or ":0").rsplit(":", 1)[1]) in rejected
+        else None
     )
     report = sync(sf)
     assert report.status == "partial"

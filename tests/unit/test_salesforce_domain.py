@@ -41,10 +41,21 @@ NOW = datetime(2026, 11, 22, 9, 0, tzinfo=UTC)
 
 
 def snapshot(**changes: object) -> AmbassadorSnapshot:
-    base = dict(ambassador_id=7, email="ava@example.com", first_name="Ava", last_name="Lee",
-                status="active", tier="Gold", code="AVA15", since=NOW, orders=3,
-                revenue=Decimal("120.505"), rewards_earned=Decimal("12.05"),
-                rewards_paid=Decimal("5"), last_referral_at=NOW)
+    base = dict(
+        ambassador_id=7,
+        email="ava@example.com",
+        first_name="Ava",
+        last_name="Lee",
+        status="active",
+        tier="Gold",
+        code="AVA15",
+        since=NOW,
+        orders=3,
+        revenue=Decimal("120.505"),
+        rewards_earned=Decimal("12.05"),
+        rewards_paid=Decimal("5"),
+        last_referral_at=NOW,
+    )
     base.update(changes)
     return AmbassadorSnapshot(**base)  # type: ignore[arg-type]
 
@@ -62,7 +73,10 @@ def test_values_of_an_active_ambassador_fill_every_owned_field():
     assert set(values) == set(FIELDS)
     assert values[EXTERNAL_ID] == "x.myshopify.com:7"
     assert values["Ambassador_Revenue__c"] == 120.51  # Currency(16,2), half up
-    assert values["Ambassador_Referral_URL__c"] == "https://x.myshopify.com/discount/AVA15?redirect=%2F"
+    assert (
+        values["Ambassador_Referral_URL__c"]
+        == "https://x.myshopify.com/discount/AVA15?redirect=%2F"
+    )
     assert values["Ambassador_Since__c"] == "2026-11-22"
     json.dumps(values)  # JSON-ready
 
@@ -70,8 +84,9 @@ def test_values_of_an_active_ambassador_fill_every_owned_field():
 def test_removal_clears_everything_but_the_link_and_erasure_clears_everything():
     removed = contact_values(snapshot(status="removed"), "x.myshopify.com")
     assert removed[EXTERNAL_ID] and removed["Ambassador_Status__c"] == "removed"
-    assert all(v is None for k, v in removed.items()
-               if k not in {EXTERNAL_ID, "Ambassador_Status__c"})
+    assert all(
+        v is None for k, v in removed.items() if k not in {EXTERNAL_ID, "Ambassador_Status__c"}
+    )
     erased = contact_values(snapshot(erased=True), "x.myshopify.com")
     assert all(v is None for v in erased.values())
 
@@ -94,15 +109,18 @@ def test_one_match_is_used_without_a_note():
 
 
 def test_several_matches_pick_the_most_recently_modified_and_say_so():
-    decision = choose_contact("s:7", [m("003A", "2025-01-01"), m("003B", "2026-05-01"),
-                                      m("003C", "2024-01-01")])
+    decision = choose_contact(
+        "s:7", [m("003A", "2025-01-01"), m("003B", "2026-05-01"), m("003C", "2024-01-01")]
+    )
     assert decision.contact_id == "003B"
     assert "3 Contacts" in (decision.note or "") and "003A" in decision.note
 
 
 def test_a_contact_already_ours_wins_and_one_of_another_ambassador_is_never_taken():
-    assert choose_contact("S:7", [m("003A", "2026-09-01"), m("003B", "2020-01-01", "s:7")]
-                          ).contact_id == "003B"
+    assert (
+        choose_contact("S:7", [m("003A", "2026-09-01"), m("003B", "2020-01-01", "s:7")]).contact_id
+        == "003B"
+    )
     decision = choose_contact("s:7", [m("003A", "2026-01-01", "other:1")])
     assert decision.contact_id is None and decision.conflict
 
@@ -145,8 +163,11 @@ def test_errors_are_classified_as_platform_md_says(code, message, status, outcom
 
 def test_limit_info_header_is_parsed_from_the_documented_and_observed_values():
     lines = (FIXTURES / "synthetic" / "sforce_limit_info_headers.txt").read_text().splitlines()
-    values = [parse_limit_info(line.split(":", 1)[1]) for line in lines
-              if line.startswith("Sforce-Limit-Info")]
+    values = [
+        parse_limit_info(line.split(":", 1)[1])
+        for line in lines
+        if line.startswith("Sforce-Limit-Info")
+    ]
     assert values == [ApiUsage(18, 5000), ApiUsage(25, 5000), ApiUsage(60, 100000)]
     assert parse_limit_info(None) is None and parse_limit_info("nonsense") is None
 

@@ -44,9 +44,9 @@ VALUE_FIELDS = tuple(f for f in FIELDS if f != EXTERNAL_ID)
 COLLECTION_SIZE = 200
 #: Above this many records in one sync, Bulk API 2.0 costs fewer calls (a handful per job).
 BULK_THRESHOLD = 2000
-#: Email match queries stay under Salesforce's URI length limit (16,384 characters) with room
-#: for the rest of the query.
-MAX_QUERY_CHARS = 14_000
+#: Email match queries stay under Salesforce's URI length limit (16,384 characters) once
+#: URL-encoded, with room for the path (``/services/data/vNN.N/query?q=``).
+MAX_QUERY_CHARS = 15_500
 
 _EXTERNAL_ID_MAX = 64
 
@@ -204,14 +204,13 @@ def email_query_batches(emails: Iterable[str], limit: int = MAX_QUERY_CHARS) -> 
     # Every value goes through soql_literal (escaped); the field name is a constant.
     head = f"SELECT Id, Email, LastModifiedDate, {EXTERNAL_ID} FROM Contact WHERE Email IN ("  # noqa: S608
     batch: list[str] = []
-    size = len(head)
+    size = len(quote(head, safe="")) + 3  # and the closing parenthesis
     for email in dict.fromkeys(e.lower() for e in emails if e):
         literal = soql_literal(email)
-        # URL-encoding roughly triples the punctuation: count each literal at 1.5x.
-        cost = int(len(literal) * 1.5) + 3
+        cost = len(quote(literal, safe="")) + 3  # as sent in the URL, with its encoded comma
         if batch and size + cost > limit:
             yield head + ",".join(batch) + ")"
-            batch, size = [], len(head)
+            batch, size = [], len(quote(head, safe="")) + 3
         batch.append(literal)
         size += cost
     if batch:

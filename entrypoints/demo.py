@@ -45,6 +45,8 @@ def run_demo(
 ) -> dict[str, Any]:
     """Start everything; block until Ctrl-C when ``serve_forever``. With ``keep_running`` (tests)
     the servers stay up and ``urls["stop"]()`` stops them."""
+    from adapters.salesforce.emulator import SalesforceEmulator
+    from adapters.salesforce.emulator import serve_in_thread as serve_salesforce
     from adapters.shopify.emulator import ShopifyEmulator, serve_in_thread
     from entrypoints.cli import run_migrations
     from entrypoints.wsgi import create_app
@@ -56,6 +58,13 @@ def run_demo(
 
     emulator = ShopifyEmulator(api_key=api_key, api_secret=api_secret, app_url=app_url)
     emulator_server, emulator_url = serve_in_thread(emulator, host="127.0.0.1", port=emulator_port)
+    # The Salesforce org: its fields deployed; the app connects to it after the install.
+    sf_id, sf_secret = "demo-salesforce-app", secrets.token_urlsafe(32)
+    salesforce_org = SalesforceEmulator(
+        sf_id, sf_secret, redirect_uris=[f"{app_url}/salesforce/callback"],
+        auto_approve=True, ambassador_fields=True,
+    )
+    salesforce_server, salesforce_url = serve_salesforce(salesforce_org, host="127.0.0.1")
     settings = Settings.from_env(
         {
             "AMBASSADOR_DEMO": "1",
@@ -66,6 +75,9 @@ def run_demo(
             "SHOPIFY_API_KEY": api_key,
             "SHOPIFY_API_SECRET": api_secret,
             "SHOPIFY_API_BASE_URL": emulator_url,
+            "SALESFORCE_CLIENT_ID": sf_id,
+            "SALESFORCE_CLIENT_SECRET": sf_secret,
+            "SALESFORCE_LOGIN_URL": salesforce_url,
             "LOG_LEVEL": "WARNING",
         }
     )
@@ -112,8 +124,11 @@ def run_demo(
                 discount_codes=[],
             )
     app.extensions["ambassador"].jobs.join()
+    contacts = _connect_salesforce(app, app_url, salesforce_org, people, rng)
 
     urls: dict[str, Any] = {
+        "salesforce": salesforce_url,
+        "salesforce_org": salesforce_org,
         "admin": f"{app_url}/demo",
         "api_openapi": f"{app_url}/api/v1/openapi.json",
         "health": f"{app_url}/healthz",
@@ -125,11 +140,14 @@ def run_demo(
     click.echo(f"  API description:                 {urls['api_openapi']}")
     click.echo(f"  Health:                          {urls['health']}")
     click.echo(f"  Shopify emulator state:          {urls['emulator']}")
+    click.echo(f"  Salesforce (emulated org):       {salesforce_url}: {contacts} Contacts "
+               "carry Ambassador fields (Salesforce page of the app)")
     click.echo("Press Ctrl-C to stop.")
 
     def stop() -> None:
         server.shutdown()
         emulator_server.shutdown()
+        salesforce_server.shutdown()
 
     urls["stop"] = stop
     if serve_forever:
@@ -140,3 +158,33 @@ def run_demo(
     if not keep_running:
         stop()
     return urls
+
+
+def _connect_salesforce(
+    app: Any, app_url: str, org: Any, people: list[dict[str, Any]], rng: random.Random
+) -> int:
+    """Connect the emulated org the way a merchant does (the authorize URL, the redirect back to
+    the callback), enrol a few customers (some already Contacts in the org: matched by email,
+    not duplicated), and wait for the sync. Returns how many Contacts carry Ambassador fields."""
+    from connector.services import ambassadors, salesforce
+
+    c = app.extensions["ambassador"]
+    chosen = rng.sample(people, min(6, len(people)))
+    for person in chosen[:3]:  # already in the CRM before the connector came
+        org.add_contact(FirstName=person.get("first_name") or "", LastName=person.get(
+            "last_name") or "Customer", Email=person["email"])
+    click.echo("==> connecting the Salesforce org (OAuth with PKCE, through the callback)")
+    with c.uow() as uow:
+        shop = uow.shops.get(DEMO_SHOP)
+    url = salesforce.begin_connect(c.uow, c.salesforce, c.ids, c.clock, shop,
+                                   c.salesforce_redirect_uri)
+    with httpx.Client(timeout=60) as web:
+        redirect = web.get(url, follow_redirects=False)
+        web.get(redirect.headers["Location"]).raise_for_status()
+        for person in chosen:
+            ambassadors.enrol(c.uow(), c.jobs, c.clock, shop, email=person["email"],
+                              first_name=person.get("first_name") or "",
+                              last_name=person.get("last_name") or "", source="demo")
+    c.jobs.join()
+    salesforce.sync(c.uow, c.salesforce, c.clock, DEMO_SHOP)  # anything the queue coalesced
+    return sum(1 for contact in org.contacts() if contact.get("Ambassador_Id__c"))

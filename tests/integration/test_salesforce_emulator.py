@@ -9,12 +9,15 @@ Run: ``.venv/bin/python -m pytest tests/integration/test_salesforce_emulator.py 
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import hmac
+import io
 import json
 import secrets
 import ssl
 import time
+import zipfile
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -1062,5 +1065,365 @@ def test_simple_salesforce_can_query_describe_and_call_rest() -> None:
         emu.expire_sessions()
         with pytest.raises(SalesforceExpiredSession):
             sf.query("SELECT Id FROM Contact")
+    finally:
+        server.shutdown()
+
+
+# --- Bulk API 2.0 ------------------------------------------------------------------------------
+
+
+def bulk_job(client: httpx.Client, body: dict[str, Any], data: bytes) -> str:
+    created = client.post(f"{API}/jobs/ingest", json=body)
+    assert created.status_code == 200, created.text
+    job_id = str(created.json()["id"])
+    put = client.put(
+        f"{API}/jobs/ingest/{job_id}/batches", content=data, headers={"Content-Type": "text/csv"}
+    )
+    assert put.status_code == 201 and put.content == b""
+    closed = client.patch(f"{API}/jobs/ingest/{job_id}", json={"state": "UploadComplete"})
+    assert closed.status_code == 200 and closed.json()["state"] == "UploadComplete"
+    return job_id
+
+
+def csv_rows(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text)))
+
+
+UPSERT_JOB = {
+    "object": "Contact",
+    "externalIdFieldName": "Ambassador_Id__c",
+    "contentType": "CSV",
+    "operation": "upsert",
+    "lineEnding": "LF",
+    "columnDelimiter": "COMMA",
+}
+
+
+def test_bulk_upsert_end_to_end_like_the_recorded_jobs(
+    api: tuple[SalesforceEmulator, httpx.Client, dict[str, Any]],
+) -> None:
+    emu, client, _ = api
+    okafor = emu.add_contact(
+        LastName="Okafor",
+        Email="okafor@example.com",
+        Ambassador_Id__c="amb_1002",
+        Ambassador_Code__c="OK10",
+    )
+    request_body = fixture("synthetic/bulk2_create_ingest_upsert_job_request.json")
+    assert request_body == UPSERT_JOB
+    created = client.post(f"{API}/jobs/ingest", json=request_body)
+    same_shape(created.json(), fixture("synthetic/bulk2_create_ingest_upsert_job_response.json"))
+    job_id = created.json()["id"]
+    assert job_id.startswith("750") and created.json()["state"] == "Open"
+    assert created.json()["contentUrl"] == f"services/data/v{V}/jobs/ingest/{job_id}/batches"
+    data = (FIXTURES / "synthetic/bulk2_upsert_data.csv").read_bytes()
+    assert client.put(f"{API}/jobs/ingest/{job_id}/batches", content=data).status_code == 201
+    twice = client.put(f"{API}/jobs/ingest/{job_id}/batches", content=data)
+    assert twice.status_code == 400 and twice.json()[0]["errorCode"] == "INVALIDJOBSTATE"
+    closed = client.patch(f"{API}/jobs/ingest/{job_id}", json={"state": "UploadComplete"})
+    assert closed.json()["state"] == "UploadComplete"
+    info = client.get(f"{API}/jobs/ingest/{job_id}").json()
+    recorded = wiremock_body("heroku_applink_wiremock/get-info-7508z00000lSXvxQAG.json")
+    same_shape(info, recorded, optional={"externalIdFieldName"})
+    assert (info["state"], info["numberRecordsProcessed"], info["numberRecordsFailed"]) == (
+        "JobComplete",
+        2,
+        0,
+    )
+    ok = client.get(f"{API}/jobs/ingest/{job_id}/successfulResults/")
+    assert ok.headers["Content-Type"].startswith("text/csv")
+    rows = csv_rows(ok.text)
+    header = data.decode().splitlines()[0].split(",")
+    assert rows[0] == ["sf__Id", "sf__Created", *header]
+    assert (
+        rows[0][:2]
+        == csv_rows(
+            fixture("heroku_applink_wiremock/bulk-api-ingest-7508Z00000lSXvxQAG.json")["response"][
+                "body"
+            ]
+        )[0][:2]
+    )
+    assert [(r[1], r[2]) for r in rows[1:]] == [("true", "amb_1001"), ("false", "amb_1002")]
+    assert rows[2][0] == okafor["Id"]
+    failed = client.get(f"{API}/jobs/ingest/{job_id}/failedResults")
+    assert csv_rows(failed.text) == [["sf__Id", "sf__Error", *header]]
+    updated = emu.contact(okafor["Id"])
+    assert updated is not None
+    assert updated["Email"] == "okafor@example.com"  # empty cell: unchanged
+    assert updated["Ambassador_Code__c"] is None  # #N/A: null
+    assert updated["Ambassador_Tier__c"] == "Silver"
+    linh = emu.contact_by_external_id("amb_1001")
+    assert linh is not None and linh["Ambassador_Revenue__c"] == Decimal("1250.50")
+    assert {e["api"] for e in emu.write_log()} == {"bulk2.ingest"}
+
+
+def test_bulk_rows_fail_alone_with_salesforce_error_cells(
+    api: tuple[SalesforceEmulator, httpx.Client, dict[str, Any]],
+) -> None:
+    emu, client, _ = api
+    emu.add_validation_rule(
+        lambda r: r.get("LastName") == "Rejected", "Not this one.", field="LastName"
+    )
+    emu.fail_next_records_with_lock(1)
+    data = (
+        b"Ambassador_Id__c,LastName,Ambassador_Status__c,Ambassador_Orders__c\n"
+        b"k:1,Locked,active,1\n"
+        b"k:2,Fine,active,2\n"
+        b"k:3,Bad,Diamond,3\n"
+        b"k:4,Rejected,active,4\n"
+        b"k:5,Typed,active,many\n"
+        b"k:6,Twice,active,6\n"
+        b"K:6,Twice,active,6\n"
+        b",Nobody,active,7\n"
+    )
+    job_id = bulk_job(client, UPSERT_JOB, data)
+    info = client.get(f"{API}/jobs/ingest/{job_id}").json()
+    assert (info["numberRecordsProcessed"], info["numberRecordsFailed"]) == (8, 7)
+    ok = csv_rows(client.get(f"{API}/jobs/ingest/{job_id}/successfulResults").text)
+    assert [r[2] for r in ok[1:]] == ["k:2"]
+    failed = csv_rows(client.get(f"{API}/jobs/ingest/{job_id}/failedResults").text)
+    expected_header = csv_rows((FIXTURES / "synthetic/bulk2_failedResults.csv").read_text())[0]
+    assert failed[0][:2] == expected_header[:2]
+    errors = {r[2]: r[1] for r in failed[1:]}
+    assert errors["k:1"].startswith("UNABLE_TO_LOCK_ROW:")
+    assert errors["k:3"] == (
+        "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST:Ambassador Status: bad value for restricted "
+        "picklist field: Diamond:Ambassador_Status__c --"
+    )
+    assert errors["k:4"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION:Not this one.:LastName --"
+    assert errors["k:5"].startswith("INVALID_TYPE_ON_FIELD_IN_RECORD:")
+    assert errors["k:6"].startswith("DUPLICATE_VALUE:Duplicate external id specified: k:6")
+    assert errors["K:6"].startswith("DUPLICATE_VALUE:")
+    assert errors[""].startswith("MISSING_ARGUMENT:")
+    assert [c["Ambassador_Id__c"] for c in emu.contacts()] == ["k:2"]
+
+
+def test_bulk_job_states_failed_aborted_and_delayed(
+    api: tuple[SalesforceEmulator, httpx.Client, dict[str, Any]],
+) -> None:
+    emu, client, _ = api
+    bad_column = bulk_job(client, UPSERT_JOB, b"Ambassador_Id__c,Ambassador_Tierr__c\nx:1,Gold\n")
+    info = client.get(f"{API}/jobs/ingest/{bad_column}").json()
+    same_shape(
+        info,
+        fixture("synthetic/bulk2_ingest_job_failed_state.json"),
+        optional={
+            "createdById",
+            "createdDate",
+            "systemModstamp",
+            "concurrencyMode",
+            "contentType",
+            "lineEnding",
+            "columnDelimiter",
+            "totalProcessingTime",
+            "apiActiveProcessingTime",
+            "apexProcessingTime",
+        },
+    )
+    assert info["state"] == "Failed"
+    assert info["errorMessage"] == "InvalidBatch : Field name not found : Ambassador_Tierr__c"
+    assert emu.contacts() == []
+
+    created = client.post(f"{API}/jobs/ingest", json=UPSERT_JOB).json()
+    client.put(
+        f"{API}/jobs/ingest/{created['id']}/batches",
+        content=b"Ambassador_Id__c,LastName\nu:1,One\nu:2,Two\n",
+    )
+    aborted = client.patch(f"{API}/jobs/ingest/{created['id']}", json={"state": "Aborted"})
+    assert aborted.json()["state"] == "Aborted"
+    unprocessed = client.get(f"{API}/jobs/ingest/{created['id']}/unprocessedrecords")
+    recorded = fixture(
+        "heroku_applink_wiremock/bulk-api-ingest-7508Z00000lSXvxQAG-unprocessed.json"
+    )
+    assert not csv_rows(recorded["response"]["body"])[0][0].startswith("sf__")
+    assert csv_rows(unprocessed.text) == [
+        ["Ambassador_Id__c", "LastName"],
+        ["u:1", "One"],
+        ["u:2", "Two"],
+    ]
+    assert emu.contacts() == []
+
+    emu.bulk_delay = 60
+    slow = bulk_job(client, UPSERT_JOB, b"Ambassador_Id__c,LastName\nd:1,Later\n")
+    assert client.get(f"{API}/jobs/ingest/{slow}").json()["state"] == "InProgress"
+    early = client.get(f"{API}/jobs/ingest/{slow}/successfulResults")
+    assert early.status_code == 400
+    emu.bulk_delay = 0
+    assert client.get(f"{API}/jobs/ingest/{slow}").json()["state"] == "JobComplete"
+    assert client.get(f"{API}/jobs/ingest/750000000000000AAA").status_code == 404
+    assert client.delete(f"{API}/jobs/ingest/{slow}").status_code == 204
+    wrong = client.post(f"{API}/jobs/ingest", json={**UPSERT_JOB, "externalIdFieldName": "Email"})
+    assert wrong.status_code == 400 and wrong.json()[0]["errorCode"] == "INVALIDJOB"
+
+
+# --- Metadata API deploy -------------------------------------------------------------------------
+
+MD = "http://soap.sforce.com/2006/04/metadata"
+
+
+def provisioning_zip(*, extra_permission: str | None = None, base64_wrapped: bool = False) -> bytes:
+    package = f"""<?xml version="1.0" encoding="UTF-8"?>
+<Package xmlns="{MD}">
+  <types><members>Contact.Ambassador_Id__c</members><members>Contact.Ambassador_Status__c</members>
+  <members>Contact.Ambassador_Revenue__c</members><name>CustomField</name></types>
+  <types><members>Ambassador_Connector</members><name>PermissionSet</name></types>
+  <version>{V}</version>
+</Package>"""
+    contact = f"""<?xml version="1.0" encoding="UTF-8"?>
+<CustomObject xmlns="{MD}">
+  <fields><fullName>Ambassador_Id__c</fullName><label>Ambassador Id</label><type>Text</type>
+    <length>64</length><externalId>true</externalId><unique>true</unique>
+    <caseSensitive>false</caseSensitive></fields>
+  <fields><fullName>Ambassador_Status__c</fullName><label>Ambassador Status</label>
+    <type>Picklist</type><valueSet><restricted>true</restricted><valueSetDefinition>
+    <sorted>false</sorted>
+    <value><fullName>active</fullName><default>false</default><label>active</label></value>
+    <value><fullName>paused</fullName><default>false</default><label>paused</label></value>
+    </valueSetDefinition></valueSet></fields>
+  <fields><fullName>Ambassador_Revenue__c</fullName><label>Ambassador Revenue</label>
+    <type>Currency</type><precision>16</precision><scale>2</scale></fields>
+  <fields><fullName>Not_Listed__c</fullName><label>Not listed</label><type>Text</type>
+    <length>5</length></fields>
+</CustomObject>"""
+    permissions = "".join(
+        f"<fieldPermissions><editable>true</editable><field>Contact.{name}</field>"
+        "<readable>true</readable></fieldPermissions>"
+        for name in ("Ambassador_Status__c", "Ambassador_Revenue__c", extra_permission)
+        if name
+    )
+    permission_set = f"""<?xml version="1.0" encoding="UTF-8"?>
+<PermissionSet xmlns="{MD}"><label>Ambassador Connector</label>{permissions}
+<fieldPermissions><editable>false</editable><field>Contact.Ambassador_Id__c</field>
+<readable>true</readable></fieldPermissions></PermissionSet>"""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("package.xml", package)
+        archive.writestr("objects/Contact.object", contact)
+        archive.writestr("permissionsets/Ambassador_Connector.permissionset", permission_set)
+    data = buffer.getvalue()
+    return base64.b64encode(data) if base64_wrapped else data
+
+
+def deploy(client: httpx.Client, data: bytes, **options: Any) -> httpx.Response:
+    return client.post(
+        f"{API}/metadata/deployRequest",
+        files={
+            "json": (
+                None,
+                json.dumps({"deployOptions": {"singlePackage": True, **options}}),
+                "application/json",
+            ),
+            "file": ("deploy.zip", data, "application/zip"),
+        },
+    )
+
+
+def test_metadata_deploy_creates_fields_and_permission_set(
+    served: tuple[SalesforceEmulator, httpx.Client],
+) -> None:
+    emu = SalesforceEmulator(redirect_uris=[CALLBACK])  # an org without the fields
+    server, base_url = serve_in_thread(emu)
+    try:
+        with httpx.Client(base_url=base_url) as client:
+            token = connect(emu, client)
+            client.headers.update(bearer(token))
+            started = deploy(client, provisioning_zip())
+            assert started.status_code == 201
+            body = started.json()
+            assert set(body) == {
+                "id",
+                "validatedDeployRequestId",
+                "deployOptions",
+                "deployResult",
+                "url",
+            }
+            assert body["id"].startswith("0Af") and body["deployResult"]["done"] is False
+            assert body["deployResult"]["status"] == "Pending"
+            assert body["deployOptions"]["rollbackOnError"] is True
+            status = client.get(
+                f"{API}/metadata/deployRequest/{body['id']}", params={"includeDetails": "true"}
+            ).json()["deployResult"]
+            assert (status["status"], status["done"], status["success"]) == (
+                "Succeeded",
+                True,
+                True,
+            )
+            successes = {c["fullName"] for c in status["details"]["componentSuccesses"]}
+            assert successes == {
+                "package.xml",
+                "Contact.Ambassador_Id__c",
+                "Contact.Ambassador_Status__c",
+                "Contact.Ambassador_Revenue__c",
+                "Ambassador_Connector",
+            }
+            assert status["numberComponentsDeployed"] == 4
+            assert "Not_Listed__c" not in emu.field_names()
+
+            def described() -> dict[str, Any]:
+                fields = client.get(f"{API}/sobjects/Contact/describe").json()["fields"]
+                return {f["name"]: f for f in fields}
+
+            assert "Ambassador_Id__c" not in described()  # granted, but not yet assigned
+            ps = soql(client, "SELECT Id FROM PermissionSet WHERE Name = 'Ambassador_Connector'")
+            client.post(
+                f"{API}/sobjects/PermissionSetAssignment",
+                json={"AssigneeId": emu.user.id, "PermissionSetId": ps.json()["records"][0]["Id"]},
+            )
+            fields = described()
+            assert fields["Ambassador_Id__c"]["externalId"] is True
+            assert fields["Ambassador_Id__c"]["updateable"] is False  # read-only in the set
+            assert fields["Ambassador_Status__c"]["restrictedPicklist"] is True
+            assert [p["value"] for p in fields["Ambassador_Status__c"]["picklistValues"]] == [
+                "active",
+                "paused",
+            ]
+            assert (
+                fields["Ambassador_Revenue__c"]["precision"],
+                fields["Ambassador_Revenue__c"]["scale"],
+            ) == (16, 2)
+            wrapped = deploy(client, provisioning_zip(base64_wrapped=True))
+            again = client.get(f"{API}/metadata/deployRequest/{wrapped.json()['id']}").json()
+            assert again["deployResult"]["status"] == "Succeeded"
+            assert again["deployResult"]["details"] is None  # only with includeDetails
+    finally:
+        server.shutdown()
+
+
+def test_failed_or_check_only_deploys_change_nothing(
+    served: tuple[SalesforceEmulator, httpx.Client],
+) -> None:
+    emu = SalesforceEmulator(redirect_uris=[CALLBACK])
+    server, base_url = serve_in_thread(emu)
+    try:
+        with httpx.Client(base_url=base_url) as client:
+            client.headers.update(bearer(connect(emu, client)))
+            before = emu.field_names()
+            broken = deploy(client, provisioning_zip(extra_permission="Ambassador_Nope__c"))
+            result = client.get(
+                f"{API}/metadata/deployRequest/{broken.json()['id']}?includeDetails=true"
+            ).json()["deployResult"]
+            assert (result["status"], result["done"], result["success"]) == ("Failed", True, False)
+            failure = result["details"]["componentFailures"][0]
+            assert failure["fullName"] == "Ambassador_Connector"
+            assert "Contact.Ambassador_Nope__c" in failure["problem"]
+            assert (
+                emu.field_names() == before and emu.permission_set("Ambassador_Connector") is None
+            )
+            checked = deploy(client, provisioning_zip(), checkOnly=True)
+            state = client.get(f"{API}/metadata/deployRequest/{checked.json()['id']}").json()
+            assert state["deployResult"]["status"] == "Succeeded"
+            assert emu.field_names() == before
+            not_zip = deploy(client, b"this is not a zip")
+            state = client.get(f"{API}/metadata/deployRequest/{not_zip.json()['id']}").json()
+            assert state["deployResult"]["status"] == "Failed"
+            assert state["deployResult"]["errorMessage"].startswith("Invalid zip file")
+            emu.deploy_delay = 60
+            slow = deploy(client, provisioning_zip())
+            state = client.get(f"{API}/metadata/deployRequest/{slow.json()['id']}").json()
+            assert (state["deployResult"]["status"], state["deployResult"]["done"]) == (
+                "InProgress",
+                False,
+            )
+            assert client.get(f"{API}/metadata/deployRequest/0Af000000000000AAA").status_code == 404
     finally:
         server.shutdown()

@@ -11,10 +11,9 @@ carries ``Sforce-Limit-Info: api-usage=N/M``.
 from __future__ import annotations
 
 import threading
-from typing import Any
 from urllib.parse import urlencode
 
-from flask import Flask, Response, g, jsonify, redirect, request
+from flask import Flask, Response, g, redirect, request
 from flask.typing import ResponseReturnValue
 from markupsafe import escape
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
@@ -23,8 +22,7 @@ from .bulk import bulk_blueprint
 from .emulator import SalesforceEmulator
 from .errors import ApiError
 from .metadata import metadata_blueprint
-
-JSON_TYPE = "application/json;charset=UTF-8"
+from .web import api_json, json_body
 
 _CONSENT_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Allow Access?</title></head>
@@ -52,31 +50,6 @@ _AUTHORIZE_PARAMS = (
     "login_hint",
     "display",
 )
-
-
-def api_json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    response.headers["Content-Type"] = JSON_TYPE
-    for key, value in (headers or {}).items():
-        response.headers[key] = value
-    return response
-
-
-def json_body() -> Any:
-    """The request's JSON (None for an empty body); ApiError JSON_PARSER_ERROR if unreadable."""
-    raw = request.get_data(cache=True)
-    if not raw.strip():
-        return None
-    body = request.get_json(force=True, silent=True)
-    if body is None:
-        raise ApiError(
-            400,
-            "JSON_PARSER_ERROR",
-            f"Unexpected character ('{raw.strip()[:1].decode(errors='replace')}'): was expecting "
-            "a JSON value",
-        )
-    return body
 
 
 def create_emulator_app(emu: SalesforceEmulator, *, stop: threading.Event | None = None) -> Flask:

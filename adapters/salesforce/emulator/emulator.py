@@ -1299,8 +1299,16 @@ class SalesforceEmulator:
     # --- control: metadata and permissions ------------------------------------------------
 
     def add_field(self, fd: FieldDef, sobject: str = "Contact") -> None:
+        """Create or change a field (as a deploy does); a unique field is indexed at once."""
         with self._lock:
             self._objects[sobject].fields[fd.name] = fd
+            self._unique.pop(fd.name, None)
+            if fd.unique and sobject == "Contact":
+                self._unique[fd.name] = {
+                    str(r[fd.name]).lower(): record_id
+                    for record_id, r in self._contacts.items()
+                    if r.get(fd.name) is not None
+                }
 
     def remove_field(self, name: str, sobject: str = "Contact") -> None:
         """Delete a field (as an admin deleting it in Setup): describe no longer lists it,
@@ -1393,7 +1401,7 @@ class SalesforceEmulator:
         (``assign=False`` to leave the assignment to the app)."""
         with self._lock:
             for fd in AMBASSADOR_FIELDS:
-                self._objects["Contact"].fields[fd.name] = fd
+                self.add_field(fd)
             self.upsert_permission_set(
                 permission_set,
                 {f"Contact.{fd.name}": (True, True) for fd in AMBASSADOR_FIELDS},

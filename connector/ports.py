@@ -1112,6 +1112,10 @@ class SalesforceRepository(Protocol):
         """Parked links with the ambassador's email, most recent first."""
         ...
 
+    def noted(self, shop_id: int, limit: int = 100) -> list[tuple[ContactLink, str]]:
+        """Synced links with a note (several Contacts had the email: which one was used)."""
+        ...
+
     def retry_parked(self, shop_id: int) -> int:
         """Make every parked (and backing-off) record due again; returns how many."""
         ...

@@ -303,6 +303,20 @@ class SqlAlchemySalesforceRepository:
         )
         return [(self._link(r), r.email) for r in rows]
 
+    def noted(self, shop_id: int, limit: int = 100) -> list[tuple[ContactLink, str]]:
+        rows = self._conn.execute(
+            sa.select(*[col.label(f"l_{col.name}") for col in salesforce_contacts.c], _A.email)
+            .join(ambassadors, _A.id == _L.ambassador_id)
+            .where(
+                _L.shop_id == shop_id,
+                _L.state == LinkState.SYNCED.value,
+                _L.note.is_not(None),
+            )
+            .order_by(_L.ambassador_id.desc())
+            .limit(limit)
+        )
+        return [(self._link(r), r.email) for r in rows]
+
     def retry_parked(self, shop_id: int) -> int:
         result = self._conn.execute(
             sa.update(salesforce_contacts)

@@ -1002,6 +1002,12 @@ async function pageSalesforce() {
       el("td", { text: [p.message, p.note].filter(Boolean).join(" — ") || "—" })));
     if (rows.length) fill($("#sf-parked-rows"), ...rows);
     else rowMessage($("#sf-parked-rows"), 4, "Nothing parked.");
+    const matches = (s.matches || []).map((m) => el("tr", {},
+      el("td", {}, el("a", { href: pageUrl(`/ambassadors/${m.ambassador_id}`), text: m.email || `#${m.ambassador_id}` })),
+      el("td", { text: m.contact_id || "—" }),
+      el("td", { text: m.note || "—" })));
+    if (matches.length) fill($("#sf-match-rows"), ...matches);
+    else rowMessage($("#sf-match-rows"), 3, "No duplicate Contacts met so far.");
   }
   $("#sf-connect").addEventListener("click", () => run(async () => {
     const { authorize_url: url } = await api("POST", "/salesforce/connect");

@@ -900,8 +900,9 @@ def state(uow_factory: UnitOfWorkFactory, clock: Clock, shop: Shop) -> dict[str,
         conn = uow.salesforce.connection(shop.id)
         counts = uow.salesforce.counts(shop.id)
         parked = uow.salesforce.parked(shop.id, limit=50)
+        noted = uow.salesforce.noted(shop.id, limit=50)
     if conn is None:
-        return {"status": "not_connected", "records": counts, "parked": []}
+        return {"status": "not_connected", "records": counts, "parked": [], "matches": []}
     now = clock.now()
     paused = conn.paused_until is not None and conn.paused_until > now
     message = {
@@ -938,6 +939,16 @@ def state(uow_factory: UnitOfWorkFactory, clock: Clock, shop: Shop) -> dict[str,
                 "note": link.note,
             }
             for link, email in parked
+        ],
+        # Ambassadors whose email several Contacts share: which one the rule chose.
+        "matches": [
+            {
+                "ambassador_id": link.ambassador_id,
+                "email": email,
+                "contact_id": link.contact_id,
+                "note": link.note,
+            }
+            for link, email in noted
         ],
     }
 

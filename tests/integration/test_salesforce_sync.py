@@ -19,7 +19,13 @@ from adapters.clock import FakeClock
 from adapters.db.tables import salesforce_connections
 from adapters.queue.inprocess import InProcessJobQueue
 from connector.domain.ambassadors import AmbassadorStatus
-from connector.domain.salesforce import EXTERNAL_ID, FIELDS, ConnectionStatus, LinkState
+from connector.domain.salesforce import (
+    EXTERNAL_ID,
+    FIELDS,
+    ConnectionStatus,
+    LinkState,
+    email_query_batches,
+)
 from connector.services import privacy, salesforce
 from entrypoints import jobs
 from tests.conftest import SHOP, make_settings
@@ -190,6 +196,9 @@ def test_several_contacts_with_the_email_the_most_recently_modified_is_used_and_
     assert links(sf)[ids[1]].state is LinkState.PARKED
     state = salesforce.state(sf.uow, sf.clock, _shop(sf))
     assert state["parked"][0]["error_code"] == "CONTACT_CONFLICT"
+    assert state["matches"] == [
+        {"ambassador_id": ids[0], "email": "amb0@example.com", "contact_id": new, "note": link.note}
+    ]
     assert len(org.contacts) == 3  # no duplicate created
 
 
@@ -310,7 +319,8 @@ def test_a_spent_daily_pool_pauses_the_org_and_is_never_retried_in_a_loop(sf, or
 def test_the_sync_pauses_at_the_budget_share_and_resumes_when_usage_recovers(sf, org, clock):
     connect(sf)
     enrol(sf, 450)
-    org.used = int(org.limit * 0.8) - 4  # room for two queries and two upserts
+    queries = len(list(email_query_batches(f"amb{i}@example.com" for i in range(450))))
+    org.used = int(org.limit * 0.8) - queries - 2  # room for the queries and two upserts
     report = sync(sf, budget_share=0.8)
     # The first call's header shows usage crossing 80 %: the sync stops before the next call.
     assert report.status == "paused" and report.written == 400

@@ -10,6 +10,7 @@ import logging
 import threading
 from typing import Any
 
+from adapters import jsonfast
 from adapters.bootstrap import Container, bootstrap
 from adapters.settings import Settings
 from connector.ports import Job
@@ -58,7 +59,7 @@ def _job_context() -> dict[str, Any]:
 
 def process_inbox() -> dict[str, int]:
     c = container()
-    result = inbox.process_inbox(c.uow, c.handlers, c.clock, c.jobs)
+    result = inbox.process_inbox(c.uow, c.handlers, c.clock, c.jobs, decode=jsonfast.loads)
     log.info(
         "inbox.drained",
         extra={

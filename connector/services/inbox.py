@@ -44,7 +44,7 @@ class BatchHandler(Protocol):
 
 
 CLAIM_LEASE = timedelta(minutes=5)
-BATCH_SIZE = 100
+BATCH_SIZE = 200  # per transaction; bench/attribution_throughput.py measured 100 and 250
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -98,8 +98,10 @@ def process_inbox(
     *,
     batch_size: int = BATCH_SIZE,
     max_batches: int | None = None,
+    decode: Callable[[str], Any] = json.loads,
 ) -> DrainResult:
-    """Drain the inbox until it is empty (or ``max_batches`` were done)."""
+    """Drain the inbox until it is empty (or ``max_batches`` were done). ``decode`` parses a
+    delivery's body (the worker passes a faster JSON parser)."""
     if jobs is not None:
         jobs.acknowledge(Job.PROCESS_INBOX)
     result = DrainResult()
@@ -110,7 +112,7 @@ def process_inbox(
         if not batch:
             break
         result.batches += 1
-        _apply_batch(uow_factory, handlers, clock, batch, result)
+        _apply_batch(uow_factory, handlers, clock, batch, result, decode)
     return result
 
 
@@ -120,6 +122,7 @@ def _apply_batch(
     clock: Clock,
     batch: list[Delivery],
     result: DrainResult,
+    decode: Callable[[str], Any],
 ) -> None:
     """One transaction for the batch.
 
@@ -145,7 +148,7 @@ def _apply_batch(
 
         for delivery in batch:
             try:
-                payload = json.loads(delivery.body)
+                payload = decode(delivery.body)
                 if not isinstance(payload, dict):
                     raise ValueError("the body is not a JSON object")
             except ValueError as exc:

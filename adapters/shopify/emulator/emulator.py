@@ -118,7 +118,7 @@ class ShopifyEmulator:
         #: Bulk operations: CREATED for ``delay`` s, then ``rate`` objects/s; ``concurrency``
         #: None follows Shopify's per-version limit (see :mod:`.bulk`).
         self.bulk = bulk.BulkSettings(
-            delay=bulk_delay, secret=secrets.token_hex(16), wall_clock=wall_clock
+            delay=bulk_delay, secret=secrets.token_hex(16), wall_clock=wall_clock, clock=clock
         )
         self.webhook_path = webhook_path
         self.base_url: str | None = None  # set by serve_in_thread

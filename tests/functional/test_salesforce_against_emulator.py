@@ -360,3 +360,28 @@ def test_disconnect_revokes_the_token(sf_live):
     assert sf_live.state()["status"] == "disconnected"
     enrol(sf_live.container, 1)
     assert sf_live.sync().status == "not_connected"
+
+
+def test_without_salesforce_credentials_the_routes_say_so_and_nothing_breaks(client, container):
+    install_shop(container)
+    headers = {"Authorization": f"Bearer {session_token()}"}
+    state = client.get("/api/v1/salesforce", headers=headers)
+    assert state.status_code == 200
+    assert state.get_json()["enabled"] is False and state.get_json()["status"] == "not_connected"
+    for path in (
+        "/salesforce/connect",
+        "/salesforce/sync",
+        "/salesforce/retry",
+        "/salesforce/fields/check",
+        "/salesforce/provision",
+    ):
+        response = client.post(f"/api/v1{path}", headers=headers)
+        assert response.status_code == 409, path
+        assert response.get_json()["error"]["code"] == "salesforce_disabled"
+    callback = client.get("/salesforce/callback", query_string={"state": "s", "code": "c"})
+    assert callback.status_code == 409
+    page = client.get(
+        "/app/salesforce",
+        query_string={"shop": SHOP, "host": "aG9zdA", "id_token": session_token()},
+    )
+    assert page.status_code == 200 and "Salesforce" in page.get_data(as_text=True)

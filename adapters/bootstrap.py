@@ -31,6 +31,7 @@ from adapters.shopify.verification import ShopifyVerifier
 from connector.ports import (
     Clock,
     CommercePlatform,
+    CustomerExport,
     CrmGateway,
     DiscountPlatform,
     IdGenerator,
@@ -59,6 +60,7 @@ class Container:
     shopify: CommercePlatform
     discounts: DiscountPlatform
     orders_source: OrderSource
+    customer_export: CustomerExport  # bulk operations (the Shopify discounts adapter)
     handlers: dict[str, Handler] = field(default_factory=dict)
     notifier: Notifier = field(default_factory=ConsoleNotifier)
     redis: Any = None
@@ -120,6 +122,7 @@ def bootstrap(settings: Settings, **overrides: Any) -> Container:
         api_secret=settings.shopify_api_secret,
         scopes=settings.shopify_scopes,
     )
+    shopify_discounts = ShopifyDiscounts(graphql, http=http)  # downloads bulk results too
     return Container(
         settings=settings,
         engine=engine,
@@ -130,7 +133,8 @@ def bootstrap(settings: Settings, **overrides: Any) -> Container:
         verifier=verifier,
         shopify_http=http,
         shopify=platform,
-        discounts=overrides.get("discounts") or ShopifyDiscounts(graphql),
+        discounts=overrides.get("discounts") or shopify_discounts,
+        customer_export=overrides.get("customer_export") or shopify_discounts,
         orders_source=overrides.get("orders_source") or ShopifyOrders(graphql),
         handlers=build_handlers(clock),
         notifier=overrides.get("notifier") or ConsoleNotifier(),

@@ -34,14 +34,6 @@ from connector.services import program, tiers
 MAX_PAGE = 200
 
 
-
-
-
-
-
-
-
-
 def _tiers() -> dict[int | None, Tier]:
     with container().uow() as uow:
         return {t.id: t for t in uow.program.tiers(g.shop.id)}
@@ -93,9 +85,14 @@ def _stats_json(totals: RewardTotals | None, currency: str) -> dict[str, Any]:
     transaction as every entry; no row yet means nothing credited yet."""
     if totals is None:
         zero = Money.zero(currency).as_string()
-        return {"attributed_orders": 0, "attributed_revenue": zero, "currency": currency,
-                "rewards": {"pending": zero, "approved": zero, "paid": zero, "reversed": zero},
-                "balance": zero, "last_referral_at": None}
+        return {
+            "attributed_orders": 0,
+            "attributed_revenue": zero,
+            "currency": currency,
+            "rewards": {"pending": zero, "approved": zero, "paid": zero, "reversed": zero},
+            "balance": zero,
+            "last_referral_at": None,
+        }
 
     def fmt(amount: Decimal) -> str:
         return Money(amount, totals.currency).as_string()
@@ -104,11 +101,16 @@ def _stats_json(totals: RewardTotals | None, currency: str) -> dict[str, Any]:
         "attributed_orders": totals.attributed_orders,
         "attributed_revenue": fmt(totals.attributed_revenue),
         "currency": totals.currency,
-        "rewards": {"pending": fmt(totals.pending), "approved": fmt(totals.approved),
-                    "paid": fmt(totals.paid), "reversed": fmt(totals.reversed)},
+        "rewards": {
+            "pending": fmt(totals.pending),
+            "approved": fmt(totals.approved),
+            "paid": fmt(totals.paid),
+            "reversed": fmt(totals.reversed),
+        },
         "balance": fmt(totals.balance),
         "last_referral_at": totals.last_referral_at.isoformat()
-        if totals.last_referral_at else None,
+        if totals.last_referral_at
+        else None,
     }
 
 
@@ -350,34 +352,75 @@ def task(task_id: int) -> Any:
     )
 
 
+def _limit(value: Any, default: int = 50) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise ApiError(422, "invalid_limit", "limit must be an integer from 1 to 500")
+    try:
+        limit = int(value)
+    except ValueError:
+        raise ApiError(422, "invalid_limit", "limit must be an integer from 1 to 500") from None
+    return min(max(limit, 1), 500)
+
+
 @bp.get("/candidates")
 def candidates() -> Any:
-    try:
-        limit = min(max(int(request.args.get("limit", 50)), 1), 500)
-    except ValueError:
-        raise ApiError(422, "invalid_limit", "limit must be an integer") from None
+    """Ranked now, page by page: for stores of up to ``PAGINATED_LIMIT`` customers. A larger
+    store is scanned in the background (``POST /candidates/scans``): 409 ``scan_required``."""
+    limit = _limit(request.args.get("limit"))
     c = container()
+    total = call(c.customer_export.count_customers, g.shop.domain, c.access_token(g.shop.domain))
+    if total > program.PAGINATED_LIMIT:
+        raise ApiError(
+            409,
+            "scan_required",
+            f"this store has {total} customers: start a scan with POST /api/v1/candidates/scans "
+            "and read its result from the scan",
+        )
     found = call(
         program.find_candidates, c.uow(), c.discounts, c.access_token, c.clock, g.shop, limit=limit
     )
+    return jsonify({"items": [program.candidate_json(x) for x in found]})
+
+
+@bp.post("/candidates/scans")
+def start_candidate_scan() -> Any:
+    """Rank every customer in the background (a bulk operation for large stores); progress
+    and result at the scan's URL."""
+    data = json_body(optional=True)
+    limit = _limit(data.get("limit"))
+    c = container()
+    run_id = call(
+        program.start_candidate_scan,
+        c.uow(),
+        c.customer_export,
+        c.access_token,
+        c.jobs,
+        g.shop,
+        limit=limit,
+    )
+    return jsonify({"scan_id": run_id, "status_url": f"/api/v1/candidates/scans/{run_id}"}), 202
+
+
+@bp.get("/candidates/scans/<int:scan_id>")
+def candidate_scan(scan_id: int) -> Any:
+    with container().uow() as uow:
+        run = uow.task_runs.get(g.shop.id, scan_id)
+    if run is None or run.kind != program.SCAN_KIND:
+        raise ApiError(404, "not_found", "no such scan")
+    report = dict(run.report or {})
     return jsonify(
         {
-            "items": [
-                {
-                    "customer_id": f"gid://shopify/Customer/{x.customer.id}",
-                    "email": x.customer.email,
-                    "first_name": x.customer.first_name,
-                    "last_name": x.customer.last_name,
-                    "orders": x.customer.orders,
-                    "amount_spent": str(x.customer.amount_spent),
-                    "currency": x.customer.currency,
-                    "last_order_at": x.customer.last_order_at.isoformat()
-                    if x.customer.last_order_at
-                    else None,
-                    "score": x.score,
-                }
-                for x in found
-            ]
+            "id": run.id,
+            "status": run.status,
+            "method": report.get("method"),
+            "scanned": run.done,
+            "customers": run.total,
+            "items": report.get("items", []),
+            "error": report.get("error"),
+            "started_at": run.started_at.isoformat(),
+            "finished_at": run.finished_at.isoformat() if run.finished_at else None,
         }
     )
 
@@ -390,7 +433,8 @@ def get_settings() -> Any:
 
 @bp.patch("/program/settings")
 def patch_settings() -> Any:
-    updated = call(program.update_settings, container().uow(), g.shop, json_body())
+    c = container()
+    updated = call(program.update_settings, c.uow(), g.shop, json_body(), c.jobs)
     return jsonify(updated.to_dict())
 
 
@@ -469,8 +513,12 @@ def import_csv() -> Any:
     except csv_import.CsvInvalid as exc:
         raise ApiError(422, exc.code, exc.message) from None
     if len(rows) > API_IMPORT_ROWS:
-        raise ApiError(422, "too_many_rows", f"at most {API_IMPORT_ROWS} rows here; use the "
-                       "`ambassador import-csv` command for larger files")
+        raise ApiError(
+            422,
+            "too_many_rows",
+            f"at most {API_IMPORT_ROWS} rows here; use the "
+            "`ambassador import-csv` command for larger files",
+        )
     c = container()
     report = csv_import.import_rows(c.uow, c.jobs, c.clock, g.shop, rows, actor=actor())
     return jsonify(report.as_dict())

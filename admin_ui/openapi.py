@@ -223,6 +223,34 @@ SCHEMAS: dict[str, Any] = {
             "perks": {"type": "array", "items": {"type": "string"}},
         },
     },
+    "Candidate": {
+        "type": "object",
+        "properties": {
+            "customer_id": {"type": "string", "description": "Customer GID"},
+            "email": {"type": "string", "nullable": True},
+            "first_name": {"type": "string"},
+            "last_name": {"type": "string"},
+            "orders": {"type": "integer"},
+            "amount_spent": _MONEY,
+            "currency": {"type": "string"},
+            "last_order_at": _TS,
+            "score": {"type": "number", "description": "0 to 1: spend, orders, recency, repeat"},
+        },
+    },
+    "CandidateScan": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "status": {"type": "string", "enum": ["running", "done", "failed"]},
+            "method": {"type": "string", "enum": ["pages", "bulk"], "nullable": True},
+            "scanned": {"type": "integer", "description": "customers read so far"},
+            "customers": {"type": "integer", "description": "customers in the store"},
+            "items": {"type": "array", "items": _ref("Candidate")},
+            "error": {"allOf": [_ref("Error")], "nullable": True},
+            "started_at": _TS,
+            "finished_at": _TS,
+        },
+    },
     "Task": {
         "type": "object",
         "properties": {
@@ -515,8 +543,42 @@ def openapi_document() -> dict[str, Any]:
             },
             "/candidates": {
                 "get": _op(
-                    "Best customers not enrolled yet, ranked",
+                    "Best customers not enrolled yet, ranked now (stores of up to 2,500 "
+                    "customers; 409 scan_required above: use a scan)",
+                    _json(
+                        {
+                            "type": "object",
+                            "properties": {"items": {"type": "array", "items": _ref("Candidate")}},
+                        }
+                    ),
                     params=[_query("limit", "1 to 500", {"type": "integer"})],
+                )
+            },
+            "/candidates/scans": {
+                "post": _op(
+                    "Rank every customer in the background (a Shopify bulk operation for large "
+                    "stores); follow the scan for progress and the result",
+                    _json(
+                        {
+                            "type": "object",
+                            "properties": {
+                                "scan_id": {"type": "integer"},
+                                "status_url": {"type": "string"},
+                            },
+                        }
+                    ),
+                    body={
+                        "type": "object",
+                        "properties": {"limit": {"type": "integer", "minimum": 1, "maximum": 500}},
+                    },
+                    status="202",
+                )
+            },
+            "/candidates/scans/{scan_id}": {
+                "get": _op(
+                    "A scan: progress (customers read), then the ranked candidates or the error",
+                    _json(_ref("CandidateScan")),
+                    params=[_path_id("scan_id")],
                 )
             },
             "/program/settings": {

@@ -445,6 +445,10 @@ class ProgramRepository(Protocol):
         """The discount is gone in Shopify: the next sync makes a new one."""
         ...
 
+    def shared_discounts(self, shop_id: int) -> dict[str, str]:
+        """Every shared discount of the shop: discount GID → the terms key it was made for."""
+        ...
+
 
 @dataclass(frozen=True)
 class TaskRun:

@@ -142,6 +142,27 @@ def enrol_customers(shop_domain: str, run_id: int, customer_ids: list[int], acto
     )
 
 
+def scan_candidates(shop_domain: str, run_id: int, total: int, limit: int) -> int:
+    """Rank the store's customers as candidates (pages or a bulk operation, by ``total``)."""
+    c = container()
+    found = program.scan_candidates(
+        c.uow,
+        c.discounts,
+        c.customer_export,
+        c.access_token,
+        c.clock,
+        shop_domain,
+        run_id,
+        total,
+        limit=limit,
+    )
+    log.info(
+        "program.candidates.scanned",
+        extra={**_job_context(), "shop": shop_domain, "run_id": run_id, "found": len(found)},
+    )
+    return len(found)
+
+
 def send_notifications() -> int:
     """Deliver the outbox (triggered after each commit that writes a message; also periodic)."""
     c = container()
@@ -218,6 +239,7 @@ __all__ = [
     "evaluate_tiers",
     "process_inbox",
     "reconcile_orders",
+    "scan_candidates",
     "refresh_tokens",
     "register_webhooks",
     "send_notifications",

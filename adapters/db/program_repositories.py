@@ -445,6 +445,13 @@ class SqlAlchemyProgramRepository:
             sa.delete(shared_discounts).where(d.shop_id == shop_id, d.discount_gid == discount_gid)
         )
 
+    def shared_discounts(self, shop_id: int) -> dict[str, str]:
+        d = shared_discounts.c
+        rows = self._conn.execute(
+            sa.select(d.discount_gid, d.terms_key).where(d.shop_id == shop_id).order_by(d.id)
+        )
+        return {gid: key for gid, key in rows}
+
 
 def _dec(value: Any) -> Decimal | None:
     return Decimal(value) if value is not None else None

@@ -35,6 +35,8 @@ JOBS: dict[Job, JobSpec] = {
         "entrypoints.jobs.sync_customer_tags", "default", timeout=600, retries=(30, 300)
     ),
     Job.ENROL_CUSTOMERS: JobSpec("entrypoints.jobs.enrol_customers", "default", timeout=3600),
+    # A bulk export may take a while in Shopify: the job gives up on it after 3 hours.
+    Job.SCAN_CANDIDATES: JobSpec("entrypoints.jobs.scan_candidates", "default", timeout=11400),
     Job.SEND_NOTIFICATIONS: JobSpec(
         "entrypoints.jobs.send_notifications", "default", timeout=600, retries=(30, 120, 600)
     ),

@@ -7,19 +7,28 @@ done and read each code's result), instead of one ``discountCodeBasicCreate`` pe
 
 from __future__ import annotations
 
+import json
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
+
+import httpx
 
 from adapters.shopify.graphql import GraphQLError, ShopifyGraphQLClient
 from connector.domain.program import DiscountKind, FriendDiscount
 from connector.ports import (
+    BulkOperationBusy,
+    BulkOperationState,
     CodeTaken,
     CustomerPage,
     CustomerSummary,
     PlatformError,
+    PlatformRetryable,
     RedeemCodeResult,
 )
 
@@ -32,6 +41,15 @@ mutation CreateAmbassadorDiscount($input: DiscountCodeBasicInput!) {
       id
       codeDiscount { ... on DiscountCodeBasic { codes(first: 1) { nodes { id code } } } }
     }
+    userErrors { code field message }
+  }
+}
+"""
+
+UPDATE_DISCOUNT = """
+mutation UpdateAmbassadorDiscount($id: ID!, $input: DiscountCodeBasicInput!) {
+  discountCodeBasicUpdate(id: $id, basicCodeDiscount: $input) {
+    codeDiscountNode { id }
     userErrors { code field message }
   }
 }
@@ -119,6 +137,41 @@ query AmbassadorCustomer($id: ID!) {{
 }}
 """
 
+CUSTOMERS_COUNT = """
+query AmbassadorCustomersCount { customersCount(limit: null) { count } }
+"""
+
+#: The bulk export of candidates: every customer who ordered, with what ranking needs. A bulk
+#: query takes no variables and no page size: Shopify reads the whole connection.
+CUSTOMER_EXPORT_QUERY = f"""
+{{
+  customers(query: "orders_count:>0") {{
+    edges {{ node {{ {CUSTOMER_FIELDS} }} }}
+  }}
+}}
+"""
+
+BULK_RUN = """
+mutation AmbassadorCustomerExport($query: String!) {
+  bulkOperationRunQuery(query: $query) {
+    bulkOperation { id status objectCount errorCode url }
+    userErrors { code field message }
+  }
+}
+"""
+
+BULK_OPERATION = """
+query AmbassadorBulkOperation($id: ID!) {
+  node(id: $id) { ... on BulkOperation { id status objectCount errorCode url } }
+}
+"""
+
+BULK_CANCEL = """
+mutation AmbassadorBulkCancel($id: ID!) {
+  bulkOperationCancel(id: $id) { bulkOperation { id status } userErrors { field message } }
+}
+"""
+
 TAGS_ADD = """
 mutation TagAmbassador($id: ID!, $tags: [String!]!) {
   tagsAdd(id: $id, tags: $tags) { userErrors { field message } }
@@ -136,18 +189,15 @@ def customer_gid(customer_id: int) -> str:
     return f"gid://shopify/Customer/{customer_id}"
 
 
-def discount_input(terms: FriendDiscount, title: str, first_code: str) -> dict[str, Any]:
+def terms_input(terms: FriendDiscount, title: str) -> dict[str, Any]:
+    """The ``DiscountCodeBasicInput`` fields that carry the terms (no code, dates or context):
+    a full statement of them, so an update leaves nothing of the old terms behind."""
     if terms.kind is DiscountKind.PERCENTAGE:
         value: dict[str, Any] = {"percentage": float(terms.value / 100)}  # API takes a Float
     else:
         value = {"discountAmount": {"amount": str(terms.value), "appliesOnEachItem": False}}
     data: dict[str, Any] = {
         "title": title,
-        "code": first_code,
-        # A little in the past: a clock running ahead of Shopify's must not make codes "not
-        # active yet" for their first seconds.
-        "startsAt": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
-        "context": {"all": "ALL"},
         "customerGets": {"value": value, "items": {"all": True}},
         "appliesOncePerCustomer": terms.once_per_customer,
         "combinesWith": {
@@ -160,7 +210,27 @@ def discount_input(terms: FriendDiscount, title: str, first_code: str) -> dict[s
         data["minimumRequirement"] = {
             "subtotal": {"greaterThanOrEqualToSubtotal": str(terms.minimum_subtotal)}
         }
+    else:
+        # Both null is how the Admin API removes a minimum (absent would keep the old one).
+        data["minimumRequirement"] = {
+            "subtotal": {"greaterThanOrEqualToSubtotal": None},
+            "quantity": {"greaterThanOrEqualToQuantity": None},
+        }
     return data
+
+
+def discount_input(terms: FriendDiscount, title: str, first_code: str) -> dict[str, Any]:
+    data = terms_input(terms, title)
+    if not terms.minimum_subtotal:
+        del data["minimumRequirement"]
+    return {
+        **data,
+        "code": first_code,
+        # A little in the past: a clock running ahead of Shopify's must not make codes "not
+        # active yet" for their first seconds.
+        "startsAt": (datetime.now(UTC) - timedelta(minutes=5)).isoformat(),
+        "context": {"all": "ALL"},
+    }
 
 
 def _is_taken(error: dict[str, Any]) -> bool:
@@ -169,14 +239,19 @@ def _is_taken(error: dict[str, Any]) -> bool:
 
 
 class ShopifyDiscounts:
+    """``DiscountPlatform`` and ``CustomerExport``. ``http`` downloads bulk results (their
+    signed URLs need no token); without one, a plain client with timeouts is used."""
+
     def __init__(
         self,
         graphql: ShopifyGraphQLClient,
         *,
+        http: httpx.Client | None = None,
         sleep: Callable[[float], None] = time.sleep,
         poll_timeout: float = 120.0,
     ) -> None:
         self._gql = graphql
+        self._http = http
         self._sleep = sleep
         self._poll_timeout = poll_timeout
 
@@ -202,6 +277,22 @@ class ShopifyDiscounts:
         node = data["codeDiscountNode"]
         codes = node["codeDiscount"]["codes"]["nodes"]
         return node["id"], RedeemCodeResult(first_code, codes[0]["id"] if codes else None)
+
+    def update_code_discount(
+        self, shop_domain: str, access_token: str, discount_gid: str, terms: FriendDiscount
+    ) -> bool:
+        result = self._gql.execute(
+            shop_domain,
+            access_token,
+            UPDATE_DISCOUNT,
+            {"id": discount_gid, "input": terms_input(terms, terms.title())},
+        ).data["discountCodeBasicUpdate"]
+        errors = result.get("userErrors") or []
+        if errors:
+            if any("does not exist" in str(e.get("message", "")).lower() for e in errors):
+                return False
+            raise PlatformError(f"{shop_domain}: discount update refused: {errors[0]['message']}")
+        return True
 
     def add_redeem_codes(
         self, shop_domain: str, access_token: str, discount_gid: str, codes: list[str]
@@ -230,17 +321,18 @@ class ShopifyDiscounts:
         delay = 0.2
         # Poll the cheap `done` flag; read the (costly) per-code results once, when done.
         while True:
-            state = self._gql.execute(shop_domain, access_token, BULK_CREATION_DONE,
-                                      {"id": creation_id}, estimated_cost=1).data
+            state = self._gql.execute(
+                shop_domain, access_token, BULK_CREATION_DONE, {"id": creation_id}, estimated_cost=1
+            ).data
             if (state.get("discountRedeemCodeBulkCreation") or {}).get("done"):
                 break
             if time.monotonic() > deadline:
                 raise PlatformError(f"{shop_domain}: code creation {creation_id} not done")
             self._sleep(delay)
             delay = min(delay * 2, 5.0)
-        creation = self._gql.execute(shop_domain, access_token, BULK_CREATION,
-                                     {"id": creation_id}, estimated_cost=30
-                                     ).data["discountRedeemCodeBulkCreation"]
+        creation = self._gql.execute(
+            shop_domain, access_token, BULK_CREATION, {"id": creation_id}, estimated_cost=30
+        ).data["discountRedeemCodeBulkCreation"]
         by_code: dict[str, RedeemCodeResult] = {}
         page: dict[str, Any] | None = creation
         while page is not None:
@@ -382,6 +474,91 @@ class ShopifyDiscounts:
         if result.get("userErrors"):
             message = result["userErrors"][0].get("message")
             raise PlatformError(f"{shop_domain}: tag refused: {message}")
+
+    # --- CustomerExport: bulk operations ----------------------------------------------------
+
+    def count_customers(self, shop_domain: str, access_token: str) -> int:
+        data = self._gql.execute(shop_domain, access_token, CUSTOMERS_COUNT, estimated_cost=1).data
+        return int((data.get("customersCount") or {}).get("count") or 0)
+
+    def start_customer_export(self, shop_domain: str, access_token: str) -> BulkOperationState:
+        result = self._gql.execute(
+            shop_domain, access_token, BULK_RUN, {"query": CUSTOMER_EXPORT_QUERY}
+        ).data["bulkOperationRunQuery"]
+        errors = result.get("userErrors") or []
+        if errors:
+            codes = {str(e.get("code") or "") for e in errors}
+            message = str(errors[0].get("message"))
+            if codes & {"OPERATION_IN_PROGRESS", "LIMIT_REACHED"}:
+                raise BulkOperationBusy(f"{shop_domain}: {message}")
+            raise PlatformError(f"{shop_domain}: bulk query refused: {message}")
+        return _bulk_state(result["bulkOperation"])
+
+    def bulk_operation(
+        self, shop_domain: str, access_token: str, operation_id: str
+    ) -> BulkOperationState | None:
+        node = self._gql.execute(
+            shop_domain, access_token, BULK_OPERATION, {"id": operation_id}, estimated_cost=1
+        ).data.get("node")
+        return _bulk_state(node) if node else None
+
+    def cancel_bulk_operation(self, shop_domain: str, access_token: str, operation_id: str) -> None:
+        # userErrors here mean it already finished: nothing left to stop.
+        self._gql.execute(shop_domain, access_token, BULK_CANCEL, {"id": operation_id})
+
+    @contextmanager
+    def open_customer_export(self, url: str) -> Iterator[Iterable[CustomerSummary]]:
+        with tempfile.TemporaryDirectory(prefix="customer-export-") as folder:
+            path = Path(folder) / "export.jsonl"
+            with path.open("wb") as out:
+                self._download(url, out)
+            yield _ExportFile(path)
+
+    def _download(self, url: str, out: IO[bytes]) -> None:
+        client = self._http or httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0))
+        try:
+            with client.stream("GET", url) as response:
+                if response.status_code >= 500:
+                    raise PlatformRetryable(f"bulk result download: HTTP {response.status_code}")
+                if response.status_code != 200:
+                    raise PlatformError(
+                        f"bulk result download refused (HTTP {response.status_code}): the link "
+                        "may have expired; run the scan again"
+                    )
+                for chunk in response.iter_bytes(1 << 16):
+                    out.write(chunk)
+        except httpx.HTTPError as exc:
+            raise PlatformRetryable(f"bulk result download: {type(exc).__name__}") from None
+        finally:
+            if self._http is None:
+                client.close()
+
+
+class _ExportFile:
+    """The customers of a downloaded JSONL export, read line by line on each iteration. Lines
+    of nested connections (with ``__parentId``) are skipped: the query has none today."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    def __iter__(self) -> Iterator[CustomerSummary]:
+        with self._path.open("rb") as lines:
+            for line in lines:
+                if not line.strip():
+                    continue
+                node = json.loads(line)
+                if "__parentId" not in node:
+                    yield _customer(node)
+
+
+def _bulk_state(node: dict[str, Any]) -> BulkOperationState:
+    return BulkOperationState(
+        id=node["id"],
+        status=node["status"],
+        object_count=int(node.get("objectCount") or 0),
+        error_code=node.get("errorCode"),
+        url=node.get("url"),
+    )
 
 
 def _customer(node: dict[str, Any]) -> CustomerSummary:

@@ -6,6 +6,10 @@ discount per set of terms. It can be interrupted and re-run at any point: a code
 active only after Shopify confirmed it, and adding a code Shopify already holds for us is
 detected as ours (no duplicate). A code Shopify refuses as taken moves the ambassador to their
 next candidate code (deterministic), and the attempt is audited.
+
+When the program's friend-discount terms change, the discounts that already hold codes are
+updated in place first (:func:`apply_terms`): codes keep working, and no second discount is
+made for the new terms.
 """
 
 from __future__ import annotations
@@ -40,6 +44,56 @@ class CodeSyncReport:
     removed: int = 0
     collisions: int = 0
     errors: list[str] = field(default_factory=list)
+    terms_updated: list[str] = field(default_factory=list)  # discounts given the new terms
+
+
+def apply_terms(
+    uow_factory: UnitOfWorkFactory,
+    discounts: DiscountPlatform,
+    token: str,
+    shop_domain: str,
+    shop_id: int,
+    terms: FriendDiscount,
+) -> list[str]:
+    """Give every discount of the shop that holds (or held) ambassador codes the current terms,
+    in place (``discountCodeBasicUpdate``), and file them under the new terms. Returns the
+    discounts updated.
+
+    Idempotent: once filed under the current terms a discount is not touched again, so a
+    second run makes no call. Retryable: the database is changed only after every update
+    succeeded; if one fails, the exception propagates with nothing re-filed, and the next run
+    updates them all again (an update with the same terms changes nothing in Shopify). A
+    discount deleted in Shopify is forgotten (the next sync makes a new one for its codes).
+    """
+    key = terms.key()
+    with uow_factory() as uow:
+        filed = uow.program.shared_discounts(shop_id)
+        holding = {
+            a.discount_gid
+            for a in uow.ambassadors.issued_codes(shop_id)
+            if a.discount_gid and a.code_state is CodeState.ACTIVE
+        }
+    stale = sorted(gid for gid in holding | set(filed) if filed.get(gid) != key)
+    if not stale:
+        return []
+    updated: list[str] = []
+    gone: list[str] = []
+    for discount_gid in stale:
+        if discounts.update_code_discount(shop_domain, token, discount_gid, terms):
+            updated.append(discount_gid)
+        else:
+            gone.append(discount_gid)
+    with uow_factory() as uow:
+        for discount_gid in stale:
+            uow.program.forget_shared_discount(shop_id, discount_gid)
+        for discount_gid in updated:
+            uow.program.add_shared_discount(shop_id, key, discount_gid, terms.title())
+        uow.commit()
+    log.info(
+        "program.codes.terms_applied",
+        extra={"shop": shop_domain, "updated": len(updated), "gone": len(gone)},
+    )
+    return updated
 
 
 def sync_codes(
@@ -68,6 +122,10 @@ def sync_codes(
         with uow_factory() as uow:
             uow.ambassadors.retirement_done(shop_id, retirement_id)
             uow.commit()
+
+    # Before any code is added: a failure here stops the sync (the job retries), so new codes
+    # never go to a second discount while the terms are being changed.
+    report.terms_updated = apply_terms(uow_factory, discounts, token, shop_domain, shop_id, terms)
 
     discount_gid: str | None
     with uow_factory() as uow:

@@ -4,26 +4,32 @@ bulk enrolment with progress, customer tags."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from connector.domain import candidates as ranking
 from connector.domain.ambassadors import AmbassadorStatus
 from connector.domain.program import ProgramSettings, SettingsInvalid
 from connector.domain.shops import Shop
 from connector.domain.tiers import Results, Tier, WhatIf, what_if
 from connector.ports import (
+    BulkOperationBusy,
+    BulkOperationState,
     Clock,
+    CustomerExport,
     CustomerSummary,
     DiscountPlatform,
+    Job,
     JobQueue,
     PlatformError,
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from connector.services.ambassadors import ProgramError, enrol_customer
+from connector.services.ambassadors import ProgramError, enrol_customer, queue_shopify_sync
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +41,12 @@ def installed_shops(uow_factory: UnitOfWorkFactory) -> list[str]:
         return uow.shops.installed_domains()
 
 
-def update_settings(uow: UnitOfWork, shop: Shop, changes: dict[str, Any]) -> ProgramSettings:
+def update_settings(
+    uow: UnitOfWork, shop: Shop, changes: dict[str, Any], jobs: JobQueue | None = None
+) -> ProgramSettings:
+    """Validate and save. When the friend's discount terms change, a code sync is queued after
+    the commit: it updates the shop's discount(s) in Shopify in place
+    (:func:`connector.services.codes.apply_terms`)."""
     assert shop.id is not None
     with uow:
         current = uow.program.settings(shop.id)
@@ -44,6 +55,9 @@ def update_settings(uow: UnitOfWork, shop: Shop, changes: dict[str, Any]) -> Pro
         except SettingsInvalid as exc:
             raise ProgramError("invalid_setting", str(exc)) from None
         uow.program.save_settings(shop.id, updated)
+        if jobs is not None and updated.friend_discount != current.friend_discount:
+            domain = shop.domain
+            uow.after_commit(lambda: queue_shopify_sync(jobs, domain))
         uow.commit()
     return updated
 
@@ -152,34 +166,17 @@ class Candidate:
 def rank_customers(
     customers: Sequence[CustomerSummary], now: datetime
 ) -> list[tuple[float, CustomerSummary]]:
-    """Score customers as ambassador candidates: spend, order count, recency, repeat purchase.
+    """Score customers as ambassador candidates (:mod:`connector.domain.candidates`): spend,
+    order count, recency and repeat purchase; customers without an email are left out; best
+    first, equal scores by the raw values, then by customer id."""
+    return ranking.rank(customers, now)
 
-    Each component is the customer's rank among these customers scaled to 0–1 (robust to a
-    few huge spenders), weighted 40/25/20/15; a customer without an email cannot be enrolled
-    and is left out. Ties are broken by customer id, so the ranking is stable.
-    """
-    pool = [c for c in customers if c.email]
-    if not pool:
-        return []
 
-    def percentile(values: list[float]) -> list[float]:
-        order = sorted(range(len(values)), key=lambda i: values[i])
-        ranks = [0.0] * len(values)
-        for position, index in enumerate(order):
-            ranks[index] = position / max(len(values) - 1, 1)
-        return ranks
+#: Stores with at most this many customers are read page by page; larger ones
+#: through a bulk operation (:func:`scan_candidates`).
+PAGINATED_LIMIT = 2_500
 
-    spend = percentile([float(c.amount_spent) for c in pool])
-    orders = percentile([float(c.orders) for c in pool])
-    recency = percentile(
-        [-(now - c.last_order_at).total_seconds() if c.last_order_at else -1e12 for c in pool]
-    )
-    repeat = [1.0 if c.orders >= 2 else 0.0 for c in pool]
-    scored = [
-        (round(0.40 * s + 0.25 * o + 0.20 * r + 0.15 * p, 4), c)
-        for s, o, r, p, c in zip(spend, orders, recency, repeat, pool, strict=True)
-    ]
-    return sorted(scored, key=lambda pair: (-pair[0], pair[1].id))
+Progress = Callable[[int], None]  # how many more customers were read
 
 
 def find_candidates(
@@ -191,10 +188,12 @@ def find_candidates(
     *,
     limit: int = 50,
     query: str | None = None,
-    scan: int = 2500,
+    scan: int = PAGINATED_LIMIT,
+    progress: Progress | None = None,
 ) -> list[Candidate]:
-    """The store's best customers who are not ambassadors yet (``scan`` customers with orders
-    are read, 250 per GraphQL page, paced by the throttle status)."""
+    """The store's best customers who are not ambassadors yet, read page by page: up to
+    ``scan`` customers who ordered, 100 a page (paced by the throttle status). For small
+    stores; large ones are scanned with :func:`scan_candidates`."""
     assert shop.id is not None
     token = token_for(shop.domain)
     seen: list[CustomerSummary] = []
@@ -203,14 +202,228 @@ def find_candidates(
     while len(seen) < scan:
         page = discounts.search_customers(shop.domain, token, search, cursor, first=100)
         seen.extend(page.customers)
+        if progress:
+            progress(len(page.customers))
         if page.next_cursor is None:
             break
         cursor = page.next_cursor
-    ranked = rank_customers(seen, clock.now())
+    return _not_enrolled(uow, shop, rank_customers(seen, clock.now()), limit)
+
+
+def _not_enrolled(
+    uow: UnitOfWork, shop: Shop, ranked: list[tuple[float, CustomerSummary]], limit: int
+) -> list[Candidate]:
+    assert shop.id is not None
     with uow:
         enrolled = uow.ambassadors.enrolled_customers(shop.id, [c.id for _, c in ranked])
     out = [Candidate(c, score, c.id in enrolled) for score, c in ranked]
     return [c for c in out if not c.already_ambassador][:limit]
+
+
+def candidate_json(candidate: Candidate) -> dict[str, Any]:
+    """A candidate as the API shows it (and as a scan's report keeps it)."""
+    c = candidate.customer
+    return {
+        "customer_id": f"gid://shopify/Customer/{c.id}",
+        "email": c.email,
+        "first_name": c.first_name,
+        "last_name": c.last_name,
+        "orders": c.orders,
+        "amount_spent": str(c.amount_spent),
+        "currency": c.currency,
+        "last_order_at": c.last_order_at.isoformat() if c.last_order_at else None,
+        "score": candidate.score,
+    }
+
+
+# --- candidate scans: a background task, by pages or by a bulk operation ---------------------
+
+SCAN_KIND = "candidate_scan"
+
+
+def start_candidate_scan(
+    uow: UnitOfWork,
+    export: CustomerExport,
+    token_for: TokenFor,
+    jobs: JobQueue,
+    shop: Shop,
+    *,
+    limit: int = 50,
+) -> int:
+    """Record a scan (a task run whose total is the store's customer count) and queue its job
+    after the commit. Returns the task id; progress and result are read from the task run."""
+    assert shop.id is not None
+    total = export.count_customers(shop.domain, token_for(shop.domain))
+    with uow:
+        run_id = uow.task_runs.start(shop.id, SCAN_KIND, total)
+        domain = shop.domain
+        uow.after_commit(
+            lambda: jobs.enqueue(
+                Job.SCAN_CANDIDATES,
+                domain,
+                run_id,
+                total,
+                limit,
+                job_id=f"scan-candidates:{domain}:{run_id}",
+            )
+        )
+        uow.commit()
+    return run_id
+
+
+@dataclass(frozen=True)
+class ScanPacing:
+    """How a bulk scan waits: between status reads (growing from ``poll`` to ``poll_max``),
+    for a free bulk-operation slot in Shopify (``busy_wait``), and in all (``timeout``)."""
+
+    poll: float = 1.0
+    poll_max: float = 10.0
+    busy_wait: float = 300.0
+    timeout: float = 3 * 3600.0
+    sleep: Callable[[float], None] = time.sleep
+
+
+def scan_candidates(
+    uow_factory: UnitOfWorkFactory,
+    discounts: DiscountPlatform,
+    export: CustomerExport,
+    token_for: TokenFor,
+    clock: Clock,
+    shop_domain: str,
+    run_id: int,
+    total: int,
+    *,
+    limit: int = 50,
+    pacing: ScanPacing = ScanPacing(),  # frozen: one shared default is safe
+) -> list[Candidate]:
+    """The job behind a scan: rank the store's customers and keep the best ``limit`` who are
+    not ambassadors in the task run's report (``{"method", "items"}``), advancing ``done`` as
+    customers are read. A store of at most :data:`PAGINATED_LIMIT` customers is read page by
+    page; a larger one through a Shopify bulk operation, polled until it finishes, whose JSONL
+    file is streamed and ranked with bounded memory. Any failure ends the task ``failed`` with
+    ``{"error": {"code", "message"}}`` (a failed bulk operation names Shopify's error code).
+    """
+    with uow_factory() as uow:
+        shop = uow.shops.get(shop_domain)
+    if shop is None or shop.id is None:
+        return []
+
+    def advance(count: int) -> None:
+        if count > 0:
+            with uow_factory() as uow:
+                uow.task_runs.advance(run_id, done=count)
+                uow.commit()
+
+    method = "pages" if total <= PAGINATED_LIMIT else "bulk"
+    try:
+        if method == "pages":
+            found = find_candidates(
+                uow_factory(), discounts, token_for, clock, shop, limit=limit, progress=advance
+            )
+        else:
+            found = _bulk_scan(uow_factory, export, token_for, clock, shop, limit, pacing, advance)
+    except (ProgramError, PlatformError) as exc:
+        code, message = (
+            (exc.code, exc.message)
+            if isinstance(exc, ProgramError)
+            else ("shopify_error", str(exc))
+        )
+        log.warning(
+            "program.candidates.scan_failed",
+            extra={"shop": shop_domain, "run_id": run_id, "code": code},
+        )
+        with uow_factory() as uow:
+            uow.task_runs.finish(
+                run_id, "failed", {"method": method, "error": {"code": code, "message": message}}
+            )
+            uow.commit()
+        return []
+    with uow_factory() as uow:
+        uow.task_runs.finish(
+            run_id, "done", {"method": method, "items": [candidate_json(c) for c in found]}
+        )
+        uow.commit()
+    return found
+
+
+def _bulk_scan(
+    uow_factory: UnitOfWorkFactory,
+    export: CustomerExport,
+    token_for: TokenFor,
+    clock: Clock,
+    shop: Shop,
+    limit: int,
+    pacing: ScanPacing,
+    advance: Progress,
+) -> list[Candidate]:
+    assert shop.id is not None
+    domain = shop.domain
+    started = clock.now()
+    operation = _start_export(export, token_for, clock, domain, pacing)
+    read = 0
+    delay = pacing.poll
+    while not operation.finished:
+        if clock.now() - started > timedelta(seconds=pacing.timeout):
+            export.cancel_bulk_operation(domain, token_for(domain), operation.id)
+            raise ProgramError(
+                "scan_timeout", "Shopify's export of the customers took too long; try again", 504
+            )
+        pacing.sleep(delay)
+        delay = min(delay * 1.5, pacing.poll_max)
+        current = export.bulk_operation(domain, token_for(domain), operation.id)
+        if current is None:
+            raise ProgramError("bulk_operation_lost", "Shopify no longer knows the export", 502)
+        operation = current
+        advance(operation.object_count - read)
+        read = max(read, operation.object_count)
+    if operation.status == "FAILED":
+        raise ProgramError(
+            "bulk_operation_failed",
+            f"Shopify's export of the customers failed ({operation.error_code or 'no error code'}"
+            "); nothing was ranked. Try the scan again; if it keeps failing, check the app's "
+            "access to customers.",
+            502,
+        )
+    if operation.status != "COMPLETED":
+        raise ProgramError(
+            "bulk_operation_" + operation.status.lower(),
+            f"Shopify's export of the customers ended {operation.status.lower()}",
+            502,
+        )
+    with uow_factory() as uow:
+        # Everyone who could be left out for being an ambassador already: keep that many more.
+        extra = sum(uow.ambassadors.count_by_status(shop.id).values())
+    ranked: list[tuple[float, CustomerSummary]] = []
+    if operation.url is not None:  # None: Shopify found no customer who ordered
+        with export.open_customer_export(operation.url) as customers:
+            ranked, _ = ranking.top_customers(customers, clock.now(), limit + extra)
+    return _not_enrolled(uow_factory(), shop, ranked, limit)
+
+
+def _start_export(
+    export: CustomerExport,
+    token_for: TokenFor,
+    clock: Clock,
+    domain: str,
+    pacing: ScanPacing,
+) -> BulkOperationState:
+    """Start the bulk query; while Shopify runs as many as it allows for this app and shop
+    (``OPERATION_IN_PROGRESS`` / ``LIMIT_REACHED``), wait for a slot up to ``busy_wait``."""
+    waited_since = clock.now()
+    delay = pacing.poll
+    while True:
+        try:
+            return export.start_customer_export(domain, token_for(domain))
+        except BulkOperationBusy as exc:
+            if clock.now() - waited_since >= timedelta(seconds=pacing.busy_wait):
+                raise ProgramError(
+                    "bulk_operation_busy",
+                    f"Shopify is already running other bulk exports for this store ({exc}); "
+                    "try the scan again in a few minutes",
+                    409,
+                ) from None
+            pacing.sleep(delay)
+            delay = min(delay * 2, pacing.poll_max)
 
 
 def enrol_customers(
@@ -292,4 +505,3 @@ def sync_customer_tags(
             uow.commit()
         done += 1
     return done
-

@@ -233,6 +233,7 @@ def test_messages_and_progress_are_announced(client):
     assert 'id="ac-error" class="banner banner-critical" role="alert"' in page
     assert 'role="status" aria-live="polite"' in page
     assert re.search(r'<label for="enrol-bar">[^<]+</label>\s*<progress id="enrol-bar"', page)
+    assert re.search(r'<label for="scan-bar">[^<]+</label>\s*<progress id="scan-bar"', page)
 
 
 # --- the script ----------------------------------------------------------------------------
@@ -274,7 +275,8 @@ def test_the_script_calls_only_routes_the_api_has(app):
         ("GET", "/ambassadors"), ("GET", "/ambassadors/{id}"), ("POST", "/ambassadors/{id}/status"),
         ("POST", "/ambassadors/{id}/tier"), ("POST", "/ambassadors/{id}/code"),
         ("GET", "/ambassadors/{id}/history"), ("GET", "/ambassadors/{id}/ledger"),
-        ("GET", "/candidates"), ("POST", "/ambassadors/bulk"), ("GET", "/tasks/{id}"),
+        ("POST", "/candidates/scans"), ("GET", "/candidates/scans/{id}"),
+        ("POST", "/ambassadors/bulk"), ("GET", "/tasks/{id}"),
         ("POST", "/ambassadors/import"), ("GET", "/program/settings"),
         ("PATCH", "/program/settings"), ("GET", "/tiers"), ("POST", "/tiers"),
         ("PUT", "/tiers/{id}"), ("DELETE", "/tiers/{id}"), ("POST", "/tiers/preview"),

@@ -797,7 +797,9 @@ def _failed(
     attempts = link.attempts + 1
     base = replace(
         link,
-        contact_id=item.contact_id,
+        # Only a Contact already written with our external id is remembered: one matched by
+        # email but refused is matched again next time (an upsert would not find it).
+        contact_id=link.contact_id if item.contact_id else None,
         failed_hash=item.digest,
         error_code=result.error_code,
         error_message=result.message,

@@ -154,7 +154,8 @@ class SqlAlchemyOrderRepository:
 
     def save_many(self, shop_id: int, snapshots: Sequence[Order], source: str) -> set[int]:
         """Insert or replace each snapshot, one statement for all; the stored one is kept when
-        it is newer (``updated_at``), so a stale webhook cannot roll an order back."""
+        it is newer (``updated_at``), so a stale webhook cannot roll an order back. Ties are
+        the caller's to decide (``orders.supersedes``, under the order's lock)."""
         if not snapshots:
             return set()
         stmt = _insert(self._conn, orders)

@@ -242,3 +242,37 @@ class Order:
     def paid(self) -> bool:
         """Money was taken (a refund later does not undo that the order was paid)."""
         return self.financial_status in {"paid", "partially_refunded", "refunded", "partially_paid"}
+
+
+#: How far an order has moved through its payment life; Shopify only moves it forward.
+_FINANCIAL_PROGRESS = {
+    "pending": 0,
+    "authorized": 1,
+    "partially_paid": 2,
+    "paid": 3,
+    "partially_refunded": 4,
+    "refunded": 5,
+    "voided": 6,
+}
+
+
+def supersedes(new: Order, current: Order) -> bool:
+    """Whether ``new`` replaces ``current`` as the order's known state.
+
+    The later ``updated_at`` wins (a version without one never replaces a stored one).
+    ``updated_at`` has one-second precision, so two versions can carry the same one; then the
+    one further along wins (cancelled, then payment progress), and a full tie goes to the
+    later arrival. So a stale version delivered late cannot undo a cancellation or a payment
+    made within the same second.
+    """
+    if new.updated_at is None:
+        return False
+    if current.updated_at is None or new.updated_at > current.updated_at:
+        return True
+    if new.updated_at < current.updated_at:
+        return False
+    return _progress(new) >= _progress(current)
+
+
+def _progress(order: Order) -> tuple[bool, int]:
+    return order.cancelled_at is not None, _FINANCIAL_PROGRESS.get(order.financial_status, 0)

@@ -26,7 +26,7 @@ from connector.domain.ledger import (
     target_reward,
 )
 from connector.domain.money import Money
-from connector.domain.orders import BadOrder, Order, Refund
+from connector.domain.orders import BadOrder, Order, Refund, supersedes
 from connector.domain.webhooks import Delivery, Topic
 from connector.ports import AttributionRecord, Clock, LedgerEntry, UnitOfWork, UnitOfWorkFactory
 
@@ -89,7 +89,7 @@ def apply_events(
             reasons[event.order_id] = f"refund {event.id}"
             continue
         current = arrived.get(event.id) or stored.get(event.id)
-        if current is None or _newer(event, current):
+        if current is None or supersedes(event, current):
             arrived[event.id] = event
         incoming.extend(event.refunds)  # kept even when the version itself is stale
         reasons[event.id] = f"order {event.name}"
@@ -104,13 +104,6 @@ def apply_events(
             known = refunds.get(order_id, {})
             states[order_id] = replace(base, refunds=tuple(known[k] for k in sorted(known)))
     return _recompute(uow, clock, shop_id, states, reasons)
-
-
-def _newer(event: Order, current: Order) -> bool:
-    """The rule :meth:`OrderRepository.save_many` applies in the database, for one batch."""
-    return event.updated_at is not None and (
-        current.updated_at is None or event.updated_at >= current.updated_at
-    )
 
 
 def _recompute(

@@ -146,3 +146,22 @@ def test_four_workers_on_overlapping_orders_lose_nothing_and_double_nothing(cont
     for ambassador_id in ambassadors.values():
         total = sum((v.get(ambassador_id, Decimal(0)) for v in ledger.values()), Decimal(0))
         assert Decimal(balances.get(ambassador_id, 0)) == total
+
+
+def test_a_same_second_stale_version_cannot_undo_a_cancellation(container):
+    shop = install_shop(container)
+    enrol(container, shop.id)
+    paid = ([("AMBONE", "5.00")], [1, 0, 0], "paid", False)
+    cancelled = ([("AMBONE", "5.00")], [1, 0, 0], "paid", True)
+    send(container, [("orders/create", order_payload(6100, 1, paid))])
+    inbox.process_inbox(container.uow, container.handlers, container.clock)
+    assert booked(container)[6100]  # credited
+    # Two versions with the same updated_at (one-second precision): the cancellation, then
+    # the earlier state delivered late.
+    send(container, [("orders/cancelled", order_payload(6100, 2, cancelled))])
+    inbox.process_inbox(container.uow, container.handlers, container.clock)
+    send(container, [("orders/updated", order_payload(6100, 2, paid))])
+    inbox.process_inbox(container.uow, container.handlers, container.clock)
+    assert 6100 not in booked(container)  # reversed, and it stays reversed
+    with container.uow() as uow:
+        assert uow.ledger.attribution(shop.id, 6100).cancelled

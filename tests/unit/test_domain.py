@@ -104,3 +104,25 @@ def test_retry_back_off_grows_and_is_capped():
 )
 def test_subject_of_a_delivery(topic, payload, expected):
     assert subject_of(topic, payload) == expected
+
+
+def test_a_later_version_supersedes_and_a_same_second_tie_goes_to_the_further_state():
+    from dataclasses import replace as _replace
+    from datetime import UTC, datetime, timedelta
+
+    from connector.domain.orders import Order, supersedes
+
+    t = datetime(2026, 7, 1, 12, tzinfo=UTC)
+    base = Order(1, "#1", t, t, "USD", "USD", "paid", None, False, (), (), None, None, None,
+                 None, None)
+    pending = _replace(base, financial_status="pending")
+    cancelled = _replace(base, cancelled_at=t)
+    later = _replace(pending, updated_at=t + timedelta(seconds=1))
+    undated = _replace(base, updated_at=None)
+    assert supersedes(later, cancelled)  # a later version wins whatever it says
+    assert not supersedes(cancelled, later)
+    assert not supersedes(pending, base)  # same second: payment is not undone
+    assert supersedes(base, pending)
+    assert not supersedes(base, cancelled) and supersedes(cancelled, base)
+    assert supersedes(base, base)  # a full tie: the later arrival
+    assert not supersedes(undated, base) and supersedes(base, undated)

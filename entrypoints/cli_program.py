@@ -61,8 +61,11 @@ def enrol_top(shop_domain: str, limit: int) -> None:
 
     c = _container()
     shop = _shop(c, shop_domain)
-    found = program.find_candidates(c.uow(), c.discounts, c.access_token, c.clock, shop,
-                                    limit=limit)
+    try:  # a large store is read through a Shopify bulk operation (it may take minutes)
+        found = program.best_candidates(c.uow, c.discounts, c.customer_export, c.access_token,
+                                        c.clock, shop, limit=limit)
+    except ambassadors.ProgramError as exc:
+        raise click.ClickException(exc.message) from None
     created = 0
     with click.progressbar(found, label="enrolling top customers") as bar:
         for candidate in bar:

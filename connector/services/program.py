@@ -346,6 +346,44 @@ def scan_candidates(
     return found
 
 
+def best_candidates(
+    uow_factory: UnitOfWorkFactory,
+    discounts: DiscountPlatform,
+    export: CustomerExport,
+    token_for: TokenFor,
+    clock: Clock,
+    shop: Shop,
+    *,
+    limit: int = 50,
+    pacing: ScanPacing = ScanPacing(),
+) -> list[Candidate]:
+    """:func:`scan_candidates` run here and now (the CLI): the scan is recorded as a task run
+    like one started from the admin. Raises :class:`ProgramError` when it fails."""
+    assert shop.id is not None
+    total = export.count_customers(shop.domain, token_for(shop.domain))
+    with uow_factory() as uow:
+        run_id = uow.task_runs.start(shop.id, SCAN_KIND, total)
+        uow.commit()
+    found = scan_candidates(
+        uow_factory,
+        discounts,
+        export,
+        token_for,
+        clock,
+        shop.domain,
+        run_id,
+        total,
+        limit=limit,
+        pacing=pacing,
+    )
+    with uow_factory() as uow:
+        run = uow.task_runs.get(shop.id, run_id)
+    if run is not None and run.status == "failed":
+        error = dict(run.report).get("error") or {}
+        raise ProgramError(str(error.get("code", "scan_failed")), str(error.get("message", "")))
+    return found
+
+
 def _bulk_scan(
     uow_factory: UnitOfWorkFactory,
     export: CustomerExport,

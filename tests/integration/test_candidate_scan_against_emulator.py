@@ -353,3 +353,37 @@ def test_a_failed_terms_update_is_retried_whole_and_never_makes_a_second_discoun
     assert discount.percentage == pytest.approx(0.15) and discount.title.endswith("15%")
     again = codes.sync_codes(c.uow, c.discounts, c.access_token, c.clock, SHOP)
     assert again.terms_updated == []
+
+
+def test_the_cli_enrols_the_top_customers_of_a_large_store_through_a_bulk_scan(
+    installed: Any,
+) -> None:
+    from click.testing import CliRunner
+
+    from entrypoints import jobs
+    from entrypoints.cli import main
+    from tests.conftest import API_KEY, API_SECRET
+
+    seed_store(installed, size=3_000)
+    settings = installed.container.settings
+    env = {
+        "APP_ENV": "test", "DATABASE_URL": settings.database_url,
+        "SHOPIFY_API_KEY": API_KEY, "SHOPIFY_API_SECRET": API_SECRET,
+        "SHOPIFY_API_BASE_URL": str(installed.emulator.base_url), "APP_URL": installed.url,
+        "ENCRYPTION_KEY": settings.encryption_key, "SECRET_KEY": settings.secret_key,
+        "INSTANCE_PATH": str(settings.instance_path), "REDIS_URL": "",
+    }  # fmt: skip
+    installed.emulator.fail_next_bulk_operation("INTERNAL_SERVER_ERROR")
+    try:
+        failed = CliRunner().invoke(main, ["enrol-top", "--shop", SHOP, "--limit", "5"], env=env)
+        done = CliRunner().invoke(main, ["enrol-top", "--shop", SHOP, "--limit", "5"], env=env)
+    finally:
+        jobs.configure(installed.container)
+    assert failed.exit_code == 1 and "INTERNAL_SERVER_ERROR" in failed.output
+    assert done.exit_code == 0, done.output
+    assert "enrolled 5 of 5 candidates" in done.output
+    with installed.container.uow() as uow:
+        shop = uow.shops.get(SHOP)
+        enrolled = uow.ambassadors.enrolled_customers(shop.id, exact_top(installed, 5))
+    assert enrolled == set(exact_top(installed, 5))
+    assert "bulkOperationRunQuery" in root_fields(installed)

@@ -385,3 +385,31 @@ def test_without_salesforce_credentials_the_routes_say_so_and_nothing_breaks(cli
         query_string={"shop": SHOP, "host": "aG9zdA", "id_token": session_token()},
     )
     assert page.status_code == 200 and "Salesforce" in page.get_data(as_text=True)
+
+
+def test_a_customers_redact_webhook_clears_the_ambassador_fields_on_the_contact(sf_live):
+    import json
+
+    from tests.conftest import fixture_json, webhook_headers
+
+    emu = sf_live.emulator
+    kept = emu.add_contact(LastName="Kept", Email="amb0@example.com", Phone="555-0100")
+    sf_live.connect()
+    enrol(sf_live.container, 1)  # customer id 1000
+    assert sf_live.sync().written == 1
+    assert emu.contact(kept["Id"])["Ambassador_Code__c"] == "CODE0"
+    payload = fixture_json("customers_redact.json")
+    payload.update(shop_domain=SHOP, customer={"id": 1000}, orders_to_redact=[])
+    raw = json.dumps(payload).encode()
+    response = httpx.post(
+        f"{sf_live.url}/webhooks/shopify",
+        content=raw,
+        headers=webhook_headers("customers/redact", raw),
+        timeout=30,
+    )
+    assert response.status_code == 200
+    assert sf_live.api("POST", "/salesforce/sync").status_code == 202  # or the next minute
+    contact = emu.contact(kept["Id"])
+    assert all(contact.get(f) is None for f in FIELDS)
+    assert contact["LastName"] == "Kept" and contact["Phone"] == "555-0100"  # not ours: kept
+    assert sf_live.sync().calls == 0

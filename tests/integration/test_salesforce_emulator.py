@@ -19,6 +19,7 @@ import ssl
 import time
 import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -403,6 +404,7 @@ def test_every_api_answer_carries_limit_info_and_the_pool_runs_out(
     spent = client.get(f"{API}/limits")
     assert spent.status_code == 403
     assert spent.json() == fixture("synthetic/error_request_limit_exceeded_daily_403.json")
+    assert spent.headers["Sforce-Limit-Info"] == "api-usage=13/13"
     assert emu.api_usage == 13  # a refused call is not charged
     # OAuth does not count against the pool
     before = emu.api_call_count()
@@ -1427,3 +1429,26 @@ def test_failed_or_check_only_deploys_change_nothing(
             assert client.get(f"{API}/metadata/deployRequest/0Af000000000000AAA").status_code == 404
     finally:
         server.shutdown()
+
+
+def test_concurrent_upserts_of_the_same_ambassadors_never_duplicate(
+    api: tuple[SalesforceEmulator, httpx.Client, dict[str, Any]],
+) -> None:
+    emu, client, token = api
+    records = [{"Ambassador_Id__c": f"c:{n}", "LastName": f"L{n}"} for n in range(50)]
+
+    def run(worker: int) -> list[bool]:
+        with httpx.Client(base_url=client.base_url, headers=bearer(token), timeout=10) as own:
+            outcomes: list[bool] = []
+            for _ in range(3):
+                body = [{**r, "Ambassador_Tier__c": f"T{worker}"} for r in records]
+                outcomes += [r["success"] for r in upsert(own, body).json()]
+            return outcomes
+
+    before = emu.api_usage
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outcomes = [ok for result in pool.map(run, range(8)) for ok in result]
+    assert all(outcomes) and len(outcomes) == 8 * 3 * 50
+    assert len(emu.contacts()) == 50
+    assert sum(1 for e in emu.write_log() if e["operation"] == "create") == 50
+    assert emu.api_usage - before == 24 and emu.api_call_count() >= 24

@@ -80,17 +80,16 @@ def create_emulator_app(emu: SalesforceEmulator, *, stop: threading.Event | None
         # ["", "services", "data", "vNN.N", ...]
         if len(parts) >= 4 and parts[1] == "services" and parts[2] == "data" and parts[3]:
             version = emu.check_version(parts[3])
-            session = emu.authenticate(request.headers.get("Authorization"), version)
-            emu.charge_api_call()
+            g.session = emu.authenticate(request.headers.get("Authorization"), version)
+            emu.charge_api_call()  # 403 REQUEST_LIMIT_EXCEEDED (with the usage header) if spent
             g.counted = True
-            g.session = session
             emu.apply_call_fault()
         return None
 
     @app.after_request
     def account(response: Response) -> Response:
         path = request.path
-        if g.get("session") is not None or (g.get("counted") and path.startswith("/services/")):
+        if g.get("session") is not None:  # authenticated: the usage header, as on Salesforce
             response.headers["Sforce-Limit-Info"] = emu.limit_info()
         if path.startswith(("/services/", "/id/")):
             emu.record_call(request.method, path, response.status_code, bool(g.get("counted")))

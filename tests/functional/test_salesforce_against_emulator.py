@@ -413,3 +413,37 @@ def test_a_customers_redact_webhook_clears_the_ambassador_fields_on_the_contact(
     assert all(contact.get(f) is None for f in FIELDS)
     assert contact["LastName"] == "Kept" and contact["Phone"] == "555-0100"  # not ours: kept
     assert sf_live.sync().calls == 0
+
+
+def test_the_cli_backfills_with_a_progress_bar(sf_live):
+    from click.testing import CliRunner
+
+    from entrypoints.cli import main
+
+    sf_live.connect()
+    ids = enrol(sf_live.container, 30, start=300)
+    settings = sf_live.container.settings
+    env = {
+        "APP_ENV": "test",
+        "DATABASE_URL": settings.database_url,
+        "SHOPIFY_API_KEY": "test_client_id",
+        "SHOPIFY_API_SECRET": "test_client_secret",
+        "APP_URL": sf_live.url,
+        "ENCRYPTION_KEY": settings.encryption_key,
+        "SECRET_KEY": settings.secret_key,
+        "INSTANCE_PATH": str(settings.instance_path),
+        "REDIS_URL": "",
+        "SALESFORCE_CLIENT_ID": CLIENT_ID,
+        "SALESFORCE_CLIENT_SECRET": CLIENT_SECRET,
+        "SALESFORCE_LOGIN_URL": settings.salesforce_login_url,
+    }
+    try:
+        result = CliRunner().invoke(main, ["sync-salesforce", "--shop", SHOP], env=env)
+        assert result.exit_code == 0, result.output
+        assert "syncing to Salesforce" in result.output
+        assert "done: 30 written (30 new Contacts, 0 matched by email)" in result.output
+        assert all(sf_live.emulator.contact_by_external_id(f"{SHOP}:{i}") for i in ids)
+        again = CliRunner().invoke(main, ["sync-salesforce", "--shop", SHOP, "--full"], env=env)
+        assert again.exit_code == 0 and "done: 30 written" in again.output, again.output
+    finally:
+        jobs.configure(sf_live.container)

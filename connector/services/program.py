@@ -30,6 +30,7 @@ from connector.ports import (
     UnitOfWorkFactory,
 )
 from connector.services.ambassadors import ProgramError, enrol_customer, queue_shopify_sync
+from connector.services.installation import NotInstalled
 
 log = logging.getLogger(__name__)
 
@@ -322,12 +323,16 @@ def scan_candidates(
             )
         else:
             found = _bulk_scan(uow_factory, export, token_for, clock, shop, limit, pacing, advance)
-    except (ProgramError, PlatformError) as exc:
-        code, message = (
-            (exc.code, exc.message)
-            if isinstance(exc, ProgramError)
-            else ("shopify_error", str(exc))
-        )
+    except Exception as exc:
+        # Whatever happens, the task must not stay "running" for ever in the admin.
+        if isinstance(exc, ProgramError):
+            code, message = exc.code, exc.message
+        elif isinstance(exc, NotInstalled):
+            code, message = "not_installed", "open the app in Shopify to reconnect it"
+        elif isinstance(exc, PlatformError):
+            code, message = "shopify_error", str(exc)
+        else:
+            code, message = "internal_error", "the scan stopped on an unexpected error"
         log.warning(
             "program.candidates.scan_failed",
             extra={"shop": shop_domain, "run_id": run_id, "code": code},
@@ -337,6 +342,8 @@ def scan_candidates(
                 run_id, "failed", {"method": method, "error": {"code": code, "message": message}}
             )
             uow.commit()
+        if code == "internal_error":
+            raise  # a bug: the worker logs it and keeps the job as failed
         return []
     with uow_factory() as uow:
         uow.task_runs.finish(

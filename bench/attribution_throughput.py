@@ -748,6 +748,7 @@ def run_in_process(db_url: str, encryption_key: str) -> tuple[RunResult, int]:
     """Ours, in this process (no RQ), counting SQL statements: the ledger check's reference."""
     import sqlalchemy as sa
 
+    from adapters import jsonfast
     from adapters.clock import SystemClock
     from adapters.crypto import TokenCipher
     from adapters.db.engine import make_engine
@@ -769,7 +770,10 @@ def run_in_process(db_url: str, encryption_key: str) -> tuple[RunResult, int]:
         with measured("ours in-process", db_url) as result:
             t0 = time.monotonic()
             process_inbox(
-                lambda: SqlAlchemyUnitOfWork(engine, cipher, clock), build_handlers(clock), clock
+                lambda: SqlAlchemyUnitOfWork(engine, cipher, clock),
+                build_handlers(clock),
+                clock,
+                decode=jsonfast.loads,  # as the worker does
             )
             result.wall_s = time.monotonic() - t0
     finally:

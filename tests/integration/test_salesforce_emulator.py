@@ -1452,3 +1452,44 @@ def test_concurrent_upserts_of_the_same_ambassadors_never_duplicate(
     assert len(emu.contacts()) == 50
     assert sum(1 for e in emu.write_log() if e["operation"] == "create") == 50
     assert emu.api_usage - before == 24 and emu.api_call_count() >= 24
+
+
+def test_uri_longer_than_salesforce_accepts_is_414(
+    api: tuple[SalesforceEmulator, httpx.Client, dict[str, Any]],
+) -> None:
+    emu, client, _ = api
+    used = emu.api_usage
+    emails = ", ".join(f"'someone.with.a.long.address{n}@example-brand.com'" for n in range(400))
+    too_long = soql(client, f"SELECT Id FROM Contact WHERE Email IN ({emails})")
+    assert too_long.status_code == 414
+    assert emu.api_usage == used  # refused before it reached the API
+    fits = ", ".join(f"'a{n}@example.com'" for n in range(200))
+    assert soql(client, f"SELECT Id FROM Contact WHERE Email IN ({fits})").status_code == 200
+
+
+def test_org_page_and_control_api_for_the_demo(
+    served: tuple[SalesforceEmulator, httpx.Client],
+) -> None:
+    emu, client = served
+    seeded = client.post(
+        "/_emulator/contacts",
+        json={"LastName": "Demo", "Email": "demo@example.com", "Ambassador_Tier__c": "Gold"},
+    )
+    assert seeded.status_code == 201 and seeded.json()["Id"].startswith("003")
+    assert client.post("/_emulator/contacts", json={"Nope__c": 1}).status_code == 400
+    page = client.get("/")
+    assert "demo@example.com" in page.text and "Gold" in page.text
+    assert client.post("/_emulator/faults", json={"kind": "down"}).status_code == 200
+    assert client.get("/services/data/").status_code == 503
+    state = client.get("/_emulator/state").json()  # the control API works while "down"
+    assert state["contacts"] == 1 and state["assigned_permission_sets"] == ["Ambassador_Connector"]
+    assert client.delete("/_emulator/faults").status_code == 200
+    assert client.get("/services/data/").status_code == 200
+    assert client.post("/_emulator/faults", json={"kind": "bogus"}).status_code == 400
+    client.post("/_emulator/faults", json={"kind": "api_usage", "used": 5, "limit": 5})
+    assert emu.api_usage == 5 and emu.daily_api_limit == 5
+    # only the two versions-list requests were logged, and neither was charged
+    assert [(c["path"], c["counted"]) for c in emu.api_calls()] == [
+        ("/services/data/", False),
+        ("/services/data/", False),
+    ]

@@ -50,6 +50,7 @@ Emulated surface (any API version 20.0 .. ``latest_api_version``, default 66.0; 
   ``file`` zip in Metadata API format: ``package.xml``, ``objects/Contact.object`` with
   ``<fields>``, ``permissionsets/*.permissionset``) and ``metadata/deployRequest/{id}`` GET
   (``?includeDetails=true``); a deploy adds/changes the Contact fields and permission sets.
+* A URI over 16,384 bytes: 414; URI and headers over 16,384 bytes: 431 (not charged).
 * Every authenticated REST answer carries ``Sforce-Limit-Info: api-usage=N/M``. Each REST call
   (not OAuth, not the versions list) is charged to the daily pool (``daily_api_limit``,
   default 15,000); when it is spent: 403 ``[{"message": "TotalRequests Limit exceeded.",
@@ -88,6 +89,10 @@ Control API (Python methods of :class:`SalesforceEmulator`, for tests and the de
   ``set_down(True)`` (503 for every request, OAuth included), ``set_latency(seconds)``,
   ``remove_field`` / ``unassign_permission_set`` / ``set_field_permission``,
   ``clear_faults()``;
+* over HTTP (for the demo; not Salesforce, never charged or faulted, see ``control``): ``GET /``
+  lists the Contacts as a CRM user would see them; ``/_emulator/state``, ``/_emulator/contacts``
+  (GET, POST to seed), ``/_emulator/writes``, ``/_emulator/faults`` (POST ``{"kind": ...}``,
+  DELETE to clear);
 * inspection: ``contacts()``, ``contact(id)``, ``contacts_by_email(email)``,
   ``contact_by_external_id(value)``, ``write_log()`` (every committed write: api, operation,
   id, external id, fields sent, fields changed), ``api_calls()`` / ``api_call_count()``,
@@ -101,7 +106,8 @@ recording.
 
 Modules: ``emulator`` (the org and its lock), ``oauth`` (grants and PKCE), ``soql`` (parser and
 evaluator), ``schema`` (fields, value rules, describe), ``ids`` (Salesforce ids), ``errors``,
-``bulk`` (Bulk API 2.0), ``metadata`` (deploys), ``app`` (HTTP routes), ``server`` (a threaded
+``bulk`` (Bulk API 2.0), ``metadata`` (deploys), ``app`` (HTTP routes), ``control`` (demo
+page and JSON control API), ``web`` (HTTP helpers), ``server`` (a threaded
 local server, optionally TLS).
 """
 

@@ -19,10 +19,14 @@ from markupsafe import escape
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from .bulk import bulk_blueprint
+from .control import control_blueprint
 from .emulator import SalesforceEmulator
 from .errors import ApiError
 from .metadata import metadata_blueprint
 from .web import api_json, json_body
+
+#: Longest URI (and URI plus headers) Salesforce accepts, in bytes (knowledge article 000386264).
+URI_LIMIT = 16384
 
 _CONSENT_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Allow Access?</title></head>
@@ -62,6 +66,15 @@ def create_emulator_app(emu: SalesforceEmulator, *, stop: threading.Event | None
     def gate() -> ResponseReturnValue | None:
         g.counted = False
         g.session = None
+        if request.path == "/" or request.path.startswith("/_emulator/"):
+            return None  # the emulator's own pages: never faulted, never charged
+        # Salesforce: URI at most 16,384 bytes (414), URI and headers together too (431).
+        uri = len(request.environ.get("RAW_URI") or request.full_path)
+        headers = sum(len(k) + len(v) + 4 for k, v in request.headers.items())
+        if uri > URI_LIMIT:
+            return Response("URI Too Long", 414, mimetype="text/plain")
+        if uri + headers > URI_LIMIT:
+            return Response("Request Header Fields Too Large", 431, mimetype="text/plain")
         down = emu.down_response()
         if down is not None:
             status, code = down
@@ -321,6 +334,7 @@ def create_emulator_app(emu: SalesforceEmulator, *, stop: threading.Event | None
         _require_version(46)
         return api_json(emu.collection_upsert(g.session, name, field_name, json_body()))
 
+    app.register_blueprint(control_blueprint(emu))
     app.register_blueprint(bulk_blueprint(emu))
     app.register_blueprint(metadata_blueprint(emu))
     return app

@@ -1351,6 +1351,16 @@ class SalesforceEmulator:
                     return ps
             return None
 
+    def permission_set_names(self) -> list[str]:
+        with self._lock:
+            return [ps.name for ps in self._permission_sets.values()]
+
+    def is_assigned(self, name: str = DEFAULT_PERMISSION_SET) -> bool:
+        """Whether the integration user holds the permission set ``name``."""
+        with self._lock:
+            ps = self.permission_set(name)
+            return ps is not None and (self.user.id, ps.id) in self._assignments.values()
+
     def assign_permission_set(self, name: str = DEFAULT_PERMISSION_SET) -> str:
         """Assign a permission set to the integration user (idempotent); returns the
         assignment id."""

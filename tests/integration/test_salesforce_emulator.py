@@ -1493,3 +1493,23 @@ def test_org_page_and_control_api_for_the_demo(
         ("/services/data/", False),
         ("/services/data/", False),
     ]
+
+
+def test_the_daily_pool_is_a_rolling_24_hours() -> None:
+    now = [1_800_000_000.0]
+    emu = SalesforceEmulator(redirect_uris=[CALLBACK], daily_api_limit=3, clock=lambda: now[0])
+    server, base_url = serve_in_thread(emu)
+    try:
+        with httpx.Client(base_url=base_url) as client:
+            client.headers.update(bearer(connect(emu, client)))
+            for _ in range(3):
+                assert client.get(f"{API}/limits").status_code == 200
+                now[0] += 3600
+            assert client.get(f"{API}/limits").status_code == 403
+            now[0] += 21 * 3600 + 1  # the first call is now more than 24 hours old
+            recovered = client.get(f"{API}/limits")
+            assert recovered.status_code == 200
+            assert recovered.headers["Sforce-Limit-Info"] == "api-usage=3/3"
+            assert client.get(f"{API}/limits").status_code == 403
+    finally:
+        server.shutdown()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -41,6 +42,8 @@ from .schema import (
 #: API versions served: ``/services/data`` lists MIN..latest; others are 404 NOT_FOUND.
 MIN_API_VERSION = 20
 DEFAULT_LATEST_API_VERSION = "66.0"
+#: The daily API pool is a rolling window of this many seconds.
+API_WINDOW = 24 * 3600.0
 #: sObject Collections (create/update/upsert) take at most this many records.
 COLLECTION_LIMIT = 200
 #: Salesforce's default query page (``Sforce-Query-Options: batchSize`` may ask 200..2000).
@@ -185,9 +188,10 @@ class SalesforceEmulator:
         self._cursor_sizes: dict[str, int] = {}
         self.bulk_jobs: dict[str, Any] = {}
         self.deploys: dict[str, Any] = {}
-        # API budget
+        # API budget: a rolling 24-hour window, as Salesforce counts it
         self.daily_api_limit = daily_api_limit
-        self.api_usage = 0
+        self._charges: deque[float] = deque()  # when each charged call was made
+        self._usage_base = 0  # usage set by control, outside the window
         # faults
         self._down: tuple[int, str] | None = None
         self.latency = 0.0
@@ -476,13 +480,23 @@ class SalesforceEmulator:
 
     # --- API budget and request-level faults -------------------------------------------------
 
+    @property
+    def api_usage(self) -> int:
+        """Calls charged in the last 24 hours (by ``clock``), plus any usage set by
+        :meth:`set_api_usage`, which stays until changed."""
+        with self._lock:
+            horizon = self.now() - API_WINDOW
+            while self._charges and self._charges[0] <= horizon:
+                self._charges.popleft()
+            return self._usage_base + len(self._charges)
+
     def charge_api_call(self) -> None:
         """Charge one call to the daily pool; ApiError 403 REQUEST_LIMIT_EXCEEDED (nothing
         charged) when the pool is spent."""
         with self._lock:
             if self.api_usage >= self.daily_api_limit:
                 raise ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-            self.api_usage += 1
+            self._charges.append(self.now())
 
     def apply_call_fault(self) -> None:
         """Raise the next injected call fault (see :meth:`fail_next_calls`), if any."""
@@ -1505,9 +1519,10 @@ class SalesforceEmulator:
             self._down = None
 
     def set_api_usage(self, used: int, limit: int | None = None) -> None:
-        """Set the daily pool's usage (and size)."""
+        """Set the daily pool's usage (and size); calls charged so far are forgotten."""
         with self._lock:
-            self.api_usage = used
+            self._charges.clear()
+            self._usage_base = used
             if limit is not None:
                 self.daily_api_limit = limit
 
@@ -1515,7 +1530,7 @@ class SalesforceEmulator:
         """Spend the daily pool: every API call gets 403 REQUEST_LIMIT_EXCEEDED
         ("TotalRequests Limit exceeded.") until :meth:`set_api_usage` lowers the usage."""
         with self._lock:
-            self.api_usage = self.daily_api_limit
+            self.set_api_usage(self.daily_api_limit)
 
     def set_down(self, down: bool = True, *, status: int = 503) -> None:
         """Salesforce unavailable: every request (OAuth and API) gets ``status`` until

@@ -456,6 +456,8 @@ def test_query_subset_the_connector_uses(
     }
     equal = soql(client, "select id from contact where email = 'ANA@example.com'").json()
     assert [r["Id"] for r in equal["records"]] == [ana["Id"]]
+    by_short_id = soql(client, f"SELECT Id FROM Contact WHERE Id = '{ana['Id'][:15]}'").json()
+    assert [r["Id"] for r in by_short_id["records"]] == [ana["Id"]]
     by_ext = soql(
         client, "SELECT Id, Ambassador_Id__c FROM Contact WHERE Ambassador_Id__c IN ('SHOP:2')"
     ).json()

@@ -53,8 +53,9 @@ Emulated surface (any API version 20.0 .. ``latest_api_version``, default 66.0; 
 * A URI over 16,384 bytes: 414; URI and headers over 16,384 bytes: 431 (not charged).
 * Every authenticated REST answer carries ``Sforce-Limit-Info: api-usage=N/M``. Each REST call
   (not OAuth, not the versions list) is charged to the daily pool (``daily_api_limit``,
-  default 15,000; a rolling 24 hours by the injectable ``clock``); when it is spent: 403 ``[{"message": "TotalRequests Limit exceeded.",
-  "errorCode": "REQUEST_LIMIT_EXCEEDED"}]``, not charged.
+  default 15,000; a rolling 24 hours by the injectable ``clock``); when it is spent: 403
+  ``[{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}]``,
+  not charged.
 * Errors as Salesforce sends them: ``[{message, errorCode[, fields]}]`` — 401
   INVALID_SESSION_ID (``WWW-Authenticate: Token``), 400 INVALID_FIELD ("No such column ..."),
   MALFORMED_QUERY ("unexpected token: X"), MALFORMED_ID, JSON_PARSER_ERROR, 404 NOT_FOUND, 405.

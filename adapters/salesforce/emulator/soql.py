@@ -28,6 +28,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from .errors import ApiError
+from .ids import is_valid_id, to18
 from .schema import NUMERIC_TYPES, FieldDef, ObjectDef
 
 _TOKEN = re.compile(
@@ -391,6 +392,8 @@ def _normalise(fd: FieldDef, value: Any) -> Any:
             return Decimal(str(value))
         except InvalidOperation:
             return value
+    if fd.type in ("id", "reference") and isinstance(value, str) and is_valid_id(value):
+        return to18(value).lower()  # a 15- and an 18-character id name the same record
     if isinstance(value, str):
         return value.lower()
     return value

@@ -1497,6 +1497,23 @@ def test_org_page_and_control_api_for_the_demo(
     ]
 
 
+def test_idle_sessions_time_out() -> None:
+    now = [1_800_000_000.0]
+    emu = SalesforceEmulator(redirect_uris=[CALLBACK], session_timeout=7200, clock=lambda: now[0])
+    server, base_url = serve_in_thread(emu)
+    try:
+        with httpx.Client(base_url=base_url) as client:
+            client.headers.update(bearer(connect(emu, client)))
+            now[0] += 7000
+            assert client.get(f"{API}/limits").status_code == 200  # use keeps it alive
+            now[0] += 7000
+            assert client.get(f"{API}/limits").status_code == 200
+            now[0] += 7201
+            assert client.get(f"{API}/limits").status_code == 401
+    finally:
+        server.shutdown()
+
+
 def test_the_daily_pool_is_a_rolling_24_hours() -> None:
     now = [1_800_000_000.0]
     emu = SalesforceEmulator(redirect_uris=[CALLBACK], daily_api_limit=3, clock=lambda: now[0])

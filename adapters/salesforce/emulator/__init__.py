@@ -80,6 +80,7 @@ Control API (Python methods of :class:`SalesforceEmulator`, for tests and the de
   ``assign_permission_set`` / ``unassign_permission_set``, ``set_field_permission(field,
   readable=, editable=)``, ``add_field`` / ``remove_field``;
 * settings: ``auto_approve``, ``rotate_refresh_tokens`` (each refresh token single-use),
+  ``session_timeout`` (idle seconds before an access token stops working),
   ``daily_api_limit``, ``query_batch_size``, ``bulk_delay``, ``deploy_delay``;
 * faults: ``expire_sessions()`` (next call 401 INVALID_SESSION_ID; refresh works),
   ``revoke_refresh_token(token=None)`` (refresh → invalid_grant), ``add_validation_rule(

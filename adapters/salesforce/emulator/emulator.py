@@ -119,6 +119,8 @@ class SalesforceEmulator:
     Bulk job or a metadata deploy is processed (processing happens on the first status read
     after the delay; 0 = on the first read). ``ambassador_fields``: start with the Ambassador
     fields and their permission set already deployed and assigned (as after provisioning).
+    ``session_timeout``: seconds of inactivity after which an access token stops working (the
+    org's session timeout, 2 hours by default on Salesforce; None: never, by ``clock``).
     """
 
     def __init__(
@@ -136,6 +138,7 @@ class SalesforceEmulator:
         deploy_delay: float = 0.0,
         query_batch_size: int = DEFAULT_QUERY_BATCH,
         ambassador_fields: bool = False,
+        session_timeout: float | None = None,
         username: str = "integration@acme.example",
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -149,6 +152,7 @@ class SalesforceEmulator:
         self.bulk_delay = bulk_delay
         self.deploy_delay = deploy_delay
         self.query_batch_size = query_batch_size
+        self.session_timeout = session_timeout
         self.base_url: str | None = None  # set by serve_in_thread
         self._clock = clock
         self._lock = threading.RLock()
@@ -418,6 +422,13 @@ class SalesforceEmulator:
                 token = value.strip()
         with self._lock:
             access = self.oauth.access_tokens.get(token)
+            now = self.now()
+            if (
+                access is not None
+                and self.session_timeout is not None
+                and now - max(access.issued_at, access.last_used) > self.session_timeout
+            ):
+                access.active = False  # idle longer than the org's session timeout
             if access is None or not access.active:
                 raise ApiError(
                     401,
@@ -425,6 +436,7 @@ class SalesforceEmulator:
                     INVALID_SESSION,
                     headers={"WWW-Authenticate": "Token"},
                 )
+            access.last_used = now
             return Session(access.user_id, version, token)
 
     def identity(self, header: str | None, token_param: str | None) -> dict[str, Any] | None:

@@ -76,6 +76,7 @@ class AccessToken:
     issued_at: float
     refresh_token: str | None
     active: bool = True
+    last_used: float = 0.0
 
 
 @dataclass

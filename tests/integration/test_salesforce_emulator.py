@@ -20,6 +20,7 @@ import time
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,19 @@ def connect(
 
 def bearer(token: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {token['access_token']}"}
+
+
+@contextmanager
+def org(emu: SalesforceEmulator) -> Iterator[tuple[httpx.Client, dict[str, Any]]]:
+    """Serve ``emu``, connect through the OAuth flow, yield an authorised client."""
+    server, base_url = serve_in_thread(emu)
+    try:
+        with httpx.Client(base_url=base_url, timeout=10) as client:
+            token = connect(emu, client)
+            client.headers.update(bearer(token))
+            yield client, token
+    finally:
+        server.shutdown()
 
 
 @pytest.fixture
@@ -568,61 +582,53 @@ def test_describe_lists_fields_as_salesforce_does(
     )
 
 
-def test_fields_are_invisible_until_a_permission_set_grants_them(
-    served: tuple[SalesforceEmulator, httpx.Client],
-) -> None:
+def test_fields_are_invisible_until_a_permission_set_grants_them() -> None:
     emu = SalesforceEmulator(redirect_uris=[CALLBACK])  # nothing provisioned
-    server, base_url = serve_in_thread(emu)
-    try:
-        with httpx.Client(base_url=base_url) as client:
-            client.headers.update(bearer(connect(emu, client)))
+    with org(emu) as (client, _token):
 
-            def names() -> set[str]:
-                return {
-                    f["name"]
-                    for f in client.get(f"{API}/sobjects/Contact/describe").json()["fields"]
-                }
+        def names() -> set[str]:
+            return {
+                f["name"] for f in client.get(f"{API}/sobjects/Contact/describe").json()["fields"]
+            }
 
-            assert not any(n.startswith("Ambassador_") for n in names())
-            emu.provision_ambassador_fields(assign=False)  # deployed, not yet granted
-            assert not any(n.startswith("Ambassador_") for n in names())
-            missing = upsert(client, [{"Ambassador_Id__c": "s:1", "LastName": "L"}])
-            assert missing.status_code == 404
-            assert missing.json() == fixture("synthetic/error_external_id_field_missing_404.json")
-            emu.assign_permission_set()
-            assert {f.name for f in AMBASSADOR_FIELDS} <= names()
-            emu.set_field_permission("Ambassador_Tier__c", readable=True, editable=False)
-            tier = next(
-                f
-                for f in client.get(f"{API}/sobjects/Contact/describe").json()["fields"]
-                if f["name"] == "Ambassador_Tier__c"
-            )
-            assert tier["updateable"] is False and tier["createable"] is False
-            read_only = upsert(
-                client, [{"Ambassador_Id__c": "s:1", "LastName": "L", "Ambassador_Tier__c": "Gold"}]
-            ).json()
-            assert read_only[0]["success"] is False
-            assert read_only[0]["errors"][0]["statusCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
-            assert read_only[0]["errors"][0]["fields"] == ["Ambassador_Tier__c"]
-            emu.unassign_permission_set()
-            gone = client.patch(
-                f"{API}/composite/sobjects",
-                json={
-                    "records": [
-                        {
-                            "attributes": {"type": "Contact"},
-                            "id": "003000000000000AAA",
-                            "Ambassador_Code__c": "X",
-                        }
-                    ]
-                },
-            )
-            assert gone.status_code == 400
-            assert gone.json()[0]["errorCode"] == "INVALID_FIELD"
-            assert "Ambassador_Code__c" in gone.json()[0]["message"]
-            same_shape(gone.json(), fixture("restforce/sobject__write_error_response.json"))
-    finally:
-        server.shutdown()
+        assert not any(n.startswith("Ambassador_") for n in names())
+        emu.provision_ambassador_fields(assign=False)  # deployed, not yet granted
+        assert not any(n.startswith("Ambassador_") for n in names())
+        missing = upsert(client, [{"Ambassador_Id__c": "s:1", "LastName": "L"}])
+        assert missing.status_code == 404
+        assert missing.json() == fixture("synthetic/error_external_id_field_missing_404.json")
+        emu.assign_permission_set()
+        assert {f.name for f in AMBASSADOR_FIELDS} <= names()
+        emu.set_field_permission("Ambassador_Tier__c", readable=True, editable=False)
+        tier = next(
+            f
+            for f in client.get(f"{API}/sobjects/Contact/describe").json()["fields"]
+            if f["name"] == "Ambassador_Tier__c"
+        )
+        assert tier["updateable"] is False and tier["createable"] is False
+        read_only = upsert(
+            client, [{"Ambassador_Id__c": "s:1", "LastName": "L", "Ambassador_Tier__c": "Gold"}]
+        ).json()
+        assert read_only[0]["success"] is False
+        assert read_only[0]["errors"][0]["statusCode"] == "INVALID_FIELD_FOR_INSERT_UPDATE"
+        assert read_only[0]["errors"][0]["fields"] == ["Ambassador_Tier__c"]
+        emu.unassign_permission_set()
+        gone = client.patch(
+            f"{API}/composite/sobjects",
+            json={
+                "records": [
+                    {
+                        "attributes": {"type": "Contact"},
+                        "id": "003000000000000AAA",
+                        "Ambassador_Code__c": "X",
+                    }
+                ]
+            },
+        )
+        assert gone.status_code == 400
+        assert gone.json()[0]["errorCode"] == "INVALID_FIELD"
+        assert "Ambassador_Code__c" in gone.json()[0]["message"]
+        same_shape(gone.json(), fixture("restforce/sobject__write_error_response.json"))
 
 
 def test_removed_field_disappears(
@@ -879,38 +885,28 @@ def test_single_record_calls(
     assert not_allowed.status_code == 405
 
 
-def test_permission_set_assignment(
-    served: tuple[SalesforceEmulator, httpx.Client],
-) -> None:
+def test_permission_set_assignment() -> None:
     emu = SalesforceEmulator(redirect_uris=[CALLBACK])
     emu.provision_ambassador_fields(assign=False)
-    server, base_url = serve_in_thread(emu)
-    try:
-        with httpx.Client(base_url=base_url) as client:
-            token = connect(emu, client)
-            client.headers.update(bearer(token))
-            user_id = client.get(token["id"]).json()["user_id"]
-            ps_id = soql(
-                client, "SELECT Id FROM PermissionSet WHERE Name = 'Ambassador_Connector'"
-            ).json()["records"][0]["Id"]
-            body = {"AssigneeId": user_id, "PermissionSetId": ps_id}
-            assigned = client.post(f"{API}/sobjects/PermissionSetAssignment", json=body)
-            assert assigned.status_code == 201 and assigned.json()["id"].startswith("0Pa")
-            duplicate = client.post(f"{API}/sobjects/PermissionSetAssignment", json=body)
-            assert duplicate.status_code == 400
-            assert duplicate.json()[0]["errorCode"] == "DUPLICATE_VALUE"
-            rows = soql(
-                client,
-                f"SELECT Id FROM PermissionSetAssignment WHERE AssigneeId = '{user_id}' "
-                f"AND PermissionSetId = '{ps_id}'",
-            ).json()
-            assert rows["totalSize"] == 1
-            names = {
-                f["name"] for f in client.get(f"{API}/sobjects/Contact/describe").json()["fields"]
-            }
-            assert "Ambassador_Id__c" in names
-    finally:
-        server.shutdown()
+    with org(emu) as (client, token):
+        user_id = client.get(token["id"]).json()["user_id"]
+        ps_id = soql(
+            client, "SELECT Id FROM PermissionSet WHERE Name = 'Ambassador_Connector'"
+        ).json()["records"][0]["Id"]
+        body = {"AssigneeId": user_id, "PermissionSetId": ps_id}
+        assigned = client.post(f"{API}/sobjects/PermissionSetAssignment", json=body)
+        assert assigned.status_code == 201 and assigned.json()["id"].startswith("0Pa")
+        duplicate = client.post(f"{API}/sobjects/PermissionSetAssignment", json=body)
+        assert duplicate.status_code == 400
+        assert duplicate.json()[0]["errorCode"] == "DUPLICATE_VALUE"
+        rows = soql(
+            client,
+            f"SELECT Id FROM PermissionSetAssignment WHERE AssigneeId = '{user_id}' "
+            f"AND PermissionSetId = '{ps_id}'",
+        ).json()
+        assert rows["totalSize"] == 1
+        names = {f["name"] for f in client.get(f"{API}/sobjects/Contact/describe").json()["fields"]}
+        assert "Ambassador_Id__c" in names
 
 
 # --- faults ------------------------------------------------------------------------------------
@@ -1322,115 +1318,98 @@ def deploy(client: httpx.Client, data: bytes, **options: Any) -> httpx.Response:
     )
 
 
-def test_metadata_deploy_creates_fields_and_permission_set(
-    served: tuple[SalesforceEmulator, httpx.Client],
-) -> None:
+def test_metadata_deploy_creates_fields_and_permission_set() -> None:
     emu = SalesforceEmulator(redirect_uris=[CALLBACK])  # an org without the fields
-    server, base_url = serve_in_thread(emu)
-    try:
-        with httpx.Client(base_url=base_url) as client:
-            token = connect(emu, client)
-            client.headers.update(bearer(token))
-            started = deploy(client, provisioning_zip())
-            assert started.status_code == 201
-            body = started.json()
-            assert set(body) == {
-                "id",
-                "validatedDeployRequestId",
-                "deployOptions",
-                "deployResult",
-                "url",
-            }
-            assert body["id"].startswith("0Af") and body["deployResult"]["done"] is False
-            assert body["deployResult"]["status"] == "Pending"
-            assert body["deployOptions"]["rollbackOnError"] is True
-            status = client.get(
-                f"{API}/metadata/deployRequest/{body['id']}", params={"includeDetails": "true"}
-            ).json()["deployResult"]
-            assert (status["status"], status["done"], status["success"]) == (
-                "Succeeded",
-                True,
-                True,
-            )
-            successes = {c["fullName"] for c in status["details"]["componentSuccesses"]}
-            assert successes == {
-                "package.xml",
-                "Contact.Ambassador_Id__c",
-                "Contact.Ambassador_Status__c",
-                "Contact.Ambassador_Revenue__c",
-                "Ambassador_Connector",
-            }
-            assert status["numberComponentsDeployed"] == 4
-            assert "Not_Listed__c" not in emu.field_names()
+    with org(emu) as (client, _token):
+        started = deploy(client, provisioning_zip())
+        assert started.status_code == 201
+        body = started.json()
+        assert set(body) == {
+            "id",
+            "validatedDeployRequestId",
+            "deployOptions",
+            "deployResult",
+            "url",
+        }
+        assert body["id"].startswith("0Af") and body["deployResult"]["done"] is False
+        assert body["deployResult"]["status"] == "Pending"
+        assert body["deployOptions"]["rollbackOnError"] is True
+        status = client.get(
+            f"{API}/metadata/deployRequest/{body['id']}", params={"includeDetails": "true"}
+        ).json()["deployResult"]
+        assert (status["status"], status["done"], status["success"]) == (
+            "Succeeded",
+            True,
+            True,
+        )
+        successes = {c["fullName"] for c in status["details"]["componentSuccesses"]}
+        assert successes == {
+            "package.xml",
+            "Contact.Ambassador_Id__c",
+            "Contact.Ambassador_Status__c",
+            "Contact.Ambassador_Revenue__c",
+            "Ambassador_Connector",
+        }
+        assert status["numberComponentsDeployed"] == 4
+        assert "Not_Listed__c" not in emu.field_names()
 
-            def described() -> dict[str, Any]:
-                fields = client.get(f"{API}/sobjects/Contact/describe").json()["fields"]
-                return {f["name"]: f for f in fields}
+        def described() -> dict[str, Any]:
+            fields = client.get(f"{API}/sobjects/Contact/describe").json()["fields"]
+            return {f["name"]: f for f in fields}
 
-            assert "Ambassador_Id__c" not in described()  # granted, but not yet assigned
-            ps = soql(client, "SELECT Id FROM PermissionSet WHERE Name = 'Ambassador_Connector'")
-            client.post(
-                f"{API}/sobjects/PermissionSetAssignment",
-                json={"AssigneeId": emu.user.id, "PermissionSetId": ps.json()["records"][0]["Id"]},
-            )
-            fields = described()
-            assert fields["Ambassador_Id__c"]["externalId"] is True
-            assert fields["Ambassador_Id__c"]["updateable"] is False  # read-only in the set
-            assert fields["Ambassador_Status__c"]["restrictedPicklist"] is True
-            assert [p["value"] for p in fields["Ambassador_Status__c"]["picklistValues"]] == [
-                "active",
-                "paused",
-            ]
-            assert (
-                fields["Ambassador_Revenue__c"]["precision"],
-                fields["Ambassador_Revenue__c"]["scale"],
-            ) == (16, 2)
-            wrapped = deploy(client, provisioning_zip(base64_wrapped=True))
-            again = client.get(f"{API}/metadata/deployRequest/{wrapped.json()['id']}").json()
-            assert again["deployResult"]["status"] == "Succeeded"
-            assert again["deployResult"]["details"] is None  # only with includeDetails
-    finally:
-        server.shutdown()
+        assert "Ambassador_Id__c" not in described()  # granted, but not yet assigned
+        ps = soql(client, "SELECT Id FROM PermissionSet WHERE Name = 'Ambassador_Connector'")
+        client.post(
+            f"{API}/sobjects/PermissionSetAssignment",
+            json={"AssigneeId": emu.user.id, "PermissionSetId": ps.json()["records"][0]["Id"]},
+        )
+        fields = described()
+        assert fields["Ambassador_Id__c"]["externalId"] is True
+        assert fields["Ambassador_Id__c"]["updateable"] is False  # read-only in the set
+        assert fields["Ambassador_Status__c"]["restrictedPicklist"] is True
+        assert [p["value"] for p in fields["Ambassador_Status__c"]["picklistValues"]] == [
+            "active",
+            "paused",
+        ]
+        assert (
+            fields["Ambassador_Revenue__c"]["precision"],
+            fields["Ambassador_Revenue__c"]["scale"],
+        ) == (16, 2)
+        wrapped = deploy(client, provisioning_zip(base64_wrapped=True))
+        again = client.get(f"{API}/metadata/deployRequest/{wrapped.json()['id']}").json()
+        assert again["deployResult"]["status"] == "Succeeded"
+        assert again["deployResult"]["details"] is None  # only with includeDetails
 
 
-def test_failed_or_check_only_deploys_change_nothing(
-    served: tuple[SalesforceEmulator, httpx.Client],
-) -> None:
+def test_failed_or_check_only_deploys_change_nothing() -> None:
     emu = SalesforceEmulator(redirect_uris=[CALLBACK])
-    server, base_url = serve_in_thread(emu)
-    try:
-        with httpx.Client(base_url=base_url) as client:
-            client.headers.update(bearer(connect(emu, client)))
-            before = emu.field_names()
-            broken = deploy(client, provisioning_zip(extra_permission="Ambassador_Nope__c"))
-            result = client.get(
-                f"{API}/metadata/deployRequest/{broken.json()['id']}?includeDetails=true"
-            ).json()["deployResult"]
-            assert (result["status"], result["done"], result["success"]) == ("Failed", True, False)
-            failure = result["details"]["componentFailures"][0]
-            assert failure["fullName"] == "Ambassador_Connector"
-            assert "Contact.Ambassador_Nope__c" in failure["problem"]
-            assert (
-                emu.field_names() == before and emu.permission_set("Ambassador_Connector") is None
-            )
-            checked = deploy(client, provisioning_zip(), checkOnly=True)
-            state = client.get(f"{API}/metadata/deployRequest/{checked.json()['id']}").json()
-            assert state["deployResult"]["status"] == "Succeeded"
-            assert emu.field_names() == before
-            not_zip = deploy(client, b"this is not a zip")
-            state = client.get(f"{API}/metadata/deployRequest/{not_zip.json()['id']}").json()
-            assert state["deployResult"]["status"] == "Failed"
-            assert state["deployResult"]["errorMessage"].startswith("Invalid zip file")
-            emu.deploy_delay = 60
-            slow = deploy(client, provisioning_zip())
-            state = client.get(f"{API}/metadata/deployRequest/{slow.json()['id']}").json()
-            assert (state["deployResult"]["status"], state["deployResult"]["done"]) == (
-                "InProgress",
-                False,
-            )
-            assert client.get(f"{API}/metadata/deployRequest/0Af000000000000AAA").status_code == 404
-    finally:
-        server.shutdown()
+    with org(emu) as (client, _token):
+        before = emu.field_names()
+        broken = deploy(client, provisioning_zip(extra_permission="Ambassador_Nope__c"))
+        result = client.get(
+            f"{API}/metadata/deployRequest/{broken.json()['id']}?includeDetails=true"
+        ).json()["deployResult"]
+        assert (result["status"], result["done"], result["success"]) == ("Failed", True, False)
+        failure = result["details"]["componentFailures"][0]
+        assert failure["fullName"] == "Ambassador_Connector"
+        assert "Contact.Ambassador_Nope__c" in failure["problem"]
+        assert emu.field_names() == before and emu.permission_set("Ambassador_Connector") is None
+        checked = deploy(client, provisioning_zip(), checkOnly=True)
+        state = client.get(f"{API}/metadata/deployRequest/{checked.json()['id']}").json()
+        assert state["deployResult"]["status"] == "Succeeded"
+        assert emu.field_names() == before
+        not_zip = deploy(client, b"this is not a zip")
+        state = client.get(f"{API}/metadata/deployRequest/{not_zip.json()['id']}").json()
+        assert state["deployResult"]["status"] == "Failed"
+        assert state["deployResult"]["errorMessage"].startswith("Invalid zip file")
+        emu.deploy_delay = 60
+        slow = deploy(client, provisioning_zip())
+        state = client.get(f"{API}/metadata/deployRequest/{slow.json()['id']}").json()
+        assert (state["deployResult"]["status"], state["deployResult"]["done"]) == (
+            "InProgress",
+            False,
+        )
+        assert client.get(f"{API}/metadata/deployRequest/0Af000000000000AAA").status_code == 404
 
 
 def test_concurrent_upserts_of_the_same_ambassadors_never_duplicate(
@@ -1500,35 +1479,25 @@ def test_org_page_and_control_api_for_the_demo(
 def test_idle_sessions_time_out() -> None:
     now = [1_800_000_000.0]
     emu = SalesforceEmulator(redirect_uris=[CALLBACK], session_timeout=7200, clock=lambda: now[0])
-    server, base_url = serve_in_thread(emu)
-    try:
-        with httpx.Client(base_url=base_url) as client:
-            client.headers.update(bearer(connect(emu, client)))
-            now[0] += 7000
-            assert client.get(f"{API}/limits").status_code == 200  # use keeps it alive
-            now[0] += 7000
-            assert client.get(f"{API}/limits").status_code == 200
-            now[0] += 7201
-            assert client.get(f"{API}/limits").status_code == 401
-    finally:
-        server.shutdown()
+    with org(emu) as (client, _token):
+        now[0] += 7000
+        assert client.get(f"{API}/limits").status_code == 200  # use keeps it alive
+        now[0] += 7000
+        assert client.get(f"{API}/limits").status_code == 200
+        now[0] += 7201
+        assert client.get(f"{API}/limits").status_code == 401
 
 
 def test_the_daily_pool_is_a_rolling_24_hours() -> None:
     now = [1_800_000_000.0]
     emu = SalesforceEmulator(redirect_uris=[CALLBACK], daily_api_limit=3, clock=lambda: now[0])
-    server, base_url = serve_in_thread(emu)
-    try:
-        with httpx.Client(base_url=base_url) as client:
-            client.headers.update(bearer(connect(emu, client)))
-            for _ in range(3):
-                assert client.get(f"{API}/limits").status_code == 200
-                now[0] += 3600
-            assert client.get(f"{API}/limits").status_code == 403
-            now[0] += 21 * 3600 + 1  # the first call is now more than 24 hours old
-            recovered = client.get(f"{API}/limits")
-            assert recovered.status_code == 200
-            assert recovered.headers["Sforce-Limit-Info"] == "api-usage=3/3"
-            assert client.get(f"{API}/limits").status_code == 403
-    finally:
-        server.shutdown()
+    with org(emu) as (client, _token):
+        for _ in range(3):
+            assert client.get(f"{API}/limits").status_code == 200
+            now[0] += 3600
+        assert client.get(f"{API}/limits").status_code == 403
+        now[0] += 21 * 3600 + 1  # the first call is now more than 24 hours old
+        recovered = client.get(f"{API}/limits")
+        assert recovered.status_code == 200
+        assert recovered.headers["Sforce-Limit-Info"] == "api-usage=3/3"
+        assert client.get(f"{API}/limits").status_code == 403

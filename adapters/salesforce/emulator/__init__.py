@@ -100,11 +100,16 @@ Control API (Python methods of :class:`SalesforceEmulator`, for tests and the de
   id, external id, fields sent, fields changed), ``api_calls()`` / ``api_call_count()``,
   ``token_requests()``, ``reset_audit()``, ``api_usage``.
 
-Known differences from a real org: one user; only Contact is writable (PermissionSet(-
-Assignment) through their own paths); the SOQL subset only; a Contact's many other standard
-fields, duplicate rules, triggers and sharing are absent; the error text of rare cases
-(revoke of an unknown token, untyped collection records) follows public reports, not a
-recording.
+Known differences from a real org: one user, one External Client App; only Contact is
+writable (PermissionSet(-Assignment) through their own paths; collections of mixed types are
+refused); the SOQL subset only; most standard Contact fields, duplicate rules, triggers,
+sharing and the concurrent long-request limit are absent; Bulk jobs run on a status read, not
+in the background. Texts and codes not taken from a recording or Salesforce's documentation
+(public reports only): revoke of an unknown token (400 ``unsupported_token_type``), a repeated
+external id in one call (DUPLICATE_VALUE "Duplicate external id specified"), records without
+``attributes.type`` (400 INVALID_FIELD), Bulk job-creation errors (INVALIDJOB), a second upload
+to a job (INVALIDJOBSTATE), an unknown Bulk job (404 NOT_FOUND), the deploy answer's less common
+keys, the 503 body when "down".
 
 Modules: ``emulator`` (the org and its lock), ``oauth`` (grants and PKCE), ``soql`` (parser and
 evaluator), ``schema`` (fields, value rules, describe), ``ids`` (Salesforce ids), ``errors``,

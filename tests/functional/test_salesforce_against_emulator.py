@@ -32,25 +32,6 @@ from tests.tokens import session_token
 CLIENT_ID, CLIENT_SECRET = "sf-client-id", "sf-client-secret"
 
 
-def _emulates(path_part: str) -> bool:
-    from adapters.salesforce.emulator import create_emulator_app
-
-    app = create_emulator_app(SalesforceEmulator())
-    return any(path_part in rule.rule for rule in app.url_map.iter_rules())
-
-
-# The emulator gains Bulk API 2.0 and Metadata deploys after its first version: until then
-# these tests are expected to fail (and count as passing as soon as the emulator has them).
-needs_bulk = pytest.mark.xfail(
-    not _emulates("/jobs/ingest"), reason="the emulator has no Bulk API 2.0 yet", strict=True
-)
-needs_metadata = pytest.mark.xfail(
-    not _emulates("/metadata/deployRequest"),
-    reason="the emulator has no Metadata deploys yet",
-    strict=True,
-)
-
-
 @dataclass
 class SfLive:
     container: Container
@@ -260,7 +241,6 @@ def test_a_revoked_refresh_token_asks_the_merchant_to_reconnect(sf_live):
     assert sf_live.state()["status"] == "connected"
 
 
-@needs_metadata
 @pytest.mark.parametrize("emulator_options", [{"ambassador_fields": False}])
 def test_missing_fields_are_reported_then_provisioned_through_the_metadata_api(sf_live):
     enrol(sf_live.container, 2)
@@ -345,7 +325,6 @@ def test_a_locked_row_is_retried_not_parked(sf_live):
     assert (report.written, report.retrying, report.parked) == (2, 1, 0)
 
 
-@needs_bulk
 def test_large_backfills_use_bulk_api_2(sf_live):
     sf_live.connect()
     ids = enrol(sf_live.container, 60, start=500)

@@ -268,6 +268,7 @@ def test_enrolment_queues_its_code_sync_on_rq(settings, redis_url):
     enrol(c.uow(), c.jobs, c.clock, shop, email="leo@example.com", first_name="Leo")
     jobs_queued = Queue("default", connection=redis).jobs
     assert [j.func_name for j in jobs_queued] == [
-        "entrypoints.jobs.sync_codes", "entrypoints.jobs.sync_customer_tags"]  # once each
+        "entrypoints.jobs.sync_codes", "entrypoints.jobs.sync_customer_tags",
+        "entrypoints.jobs.sync_salesforce"]  # once each (Salesforce: a no-op unless connected)
     assert all(j.args == (SHOP,) for j in jobs_queued)
     c.close()

@@ -29,8 +29,9 @@ def test_the_demo_connects_salesforce_and_shows_ambassador_fields_on_contacts(tm
         ambassadors = [c for c in contacts if c.get("Ambassador_Id__c")]
         assert len(ambassadors) == 6 and len(contacts) == 6  # 3 matched + 3 created, no dupes
         assert all(c["Ambassador_Status__c"] == "active" for c in ambassadors)
-        assert all(c["Ambassador_Id__c"].startswith("demo-store.myshopify.com:")
-                   for c in ambassadors)
+        assert all(
+            c["Ambassador_Id__c"].startswith("demo-store.myshopify.com:") for c in ambassadors
+        )
         assert any(
             r.get("grant_type") == "authorization_code" and not r.get("error")
             for r in org.token_requests()

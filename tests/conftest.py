@@ -11,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from adapters.db.tables import metadata
 from adapters.queue.inprocess import InProcessJobQueue
 from adapters.settings import Settings
 from entrypoints import jobs
+from tests.log_scan import SCAN
 
 FIXTURES = Path(__file__).parent / "fixtures"
 API_KEY = "test_client_id"
@@ -37,6 +39,16 @@ BASE_URL = os.environ.get(
     "TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    logging.getLogger().addHandler(SCAN)  # tests/log_scan.py: no token in any log record
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if SCAN.leaks:
+        print("\nTOKENS IN LOGS (tests/log_scan.py):\n  " + "\n  ".join(SCAN.leaks[:20]))
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def fixture_json(name: str) -> Any:

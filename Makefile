@@ -8,6 +8,10 @@ demo:            ## the whole system with the emulators and a seeded demo store
 test:            ## lint, types, layering, migrations, and the whole test suite
 	scripts/test
 
+test-faults:     ## only the fault-injection tests (worker kill -9 mid-drain, ...); also in `make test`
+	scripts/bootstrap-venv dev
+	bash -c 'source scripts/services && .venv/bin/python -m pytest -q -s -p no:cacheprovider -m faults'
+
 lint:
 	scripts/bootstrap-venv dev
 	.venv/bin/ruff check . && .venv/bin/mypy && .venv/bin/lint-imports

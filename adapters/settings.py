@@ -51,6 +51,7 @@ class Settings:
     demo: bool = False
     port: int = 8000
     web_concurrency: int = 0  # 0: gunicorn's default for this machine (2 × cores + 1)
+    metrics_token: str | None = None  # unset: no /metrics endpoint
 
     @property
     def is_production(self) -> bool:
@@ -135,6 +136,7 @@ class Settings:
             demo=bool(env.get("AMBASSADOR_DEMO")),
             port=_int(env, "PORT", 8000),
             web_concurrency=_int(env, "WEB_CONCURRENCY", 0),
+            metrics_token=env.get("METRICS_TOKEN") or None,
         )
 
 

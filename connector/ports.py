@@ -72,6 +72,9 @@ class InboxStats:
     failed: int
     oldest_pending_at: datetime | None
     last_received_at: datetime | None
+    #: Deliveries ever stored, all shops (the id sequence's high-water mark: one index read,
+    #: where a count would scan); 0 in a shop's own figures.
+    stored_total: int = 0
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from admin_ui.api_salesforce import callback_bp as salesforce_callback_bp
 from admin_ui.app_home import bp as app_home_bp
 from admin_ui.pages import bp as pages_bp
 from admin_ui.proxy import bp as proxy_bp
-from entrypoints import jobs
+from entrypoints import jobs, metrics
 from webhooks.shopify import bp as webhooks_bp
 
 log = logging.getLogger(__name__)
@@ -73,6 +73,8 @@ def create_app(
         from admin_ui.demo import bp as demo_bp
 
         app.register_blueprint(demo_bp)
+
+    metrics.register(app, container)  # GET /metrics when METRICS_TOKEN is set
 
     @app.get("/healthz")
     def healthz() -> Any:

@@ -321,13 +321,16 @@ class SqlAlchemyInboxRepository:
         oldest = self._conn.execute(
             sa.select(sa.func.min(t.received_at)).where(t.status == "pending", *scope)
         ).scalar()
-        last = self._conn.execute(sa.select(sa.func.max(t.received_at)).where(*scope)).scalar()
+        last, stored = self._conn.execute(
+            sa.select(sa.func.max(t.received_at), sa.func.max(t.id)).where(*scope)
+        ).one()
         return InboxStats(
             pending=counts.get("pending", 0),
             processing=counts.get("processing", 0),
             failed=counts.get("failed", 0),
             oldest_pending_at=_as_utc(oldest),
             last_received_at=_as_utc(last),
+            stored_total=int(stored or 0) if shop_domain is None else 0,
         )
 
     def _subject(self, shop_domain: str, customer_id: int | None, order_ids: list[int]) -> Any:

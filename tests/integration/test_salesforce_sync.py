@@ -416,3 +416,32 @@ def test_customers_redact_clears_every_ambassador_field_on_the_contact(sf, org):
     c = org.contacts[existing]
     assert all(c.get(f) is None for f in FIELDS) and c["LastName"] == "Kept"
     assert sync(sf).calls == 0  # forgotten; the removed, anonymised ambassador is not rewritten
+
+
+def test_concurrent_refreshes_of_one_org_are_serialised_and_refresh_once(sf, org):
+    import threading
+    import time
+
+    connect(sf)
+    shop = _shop(sf)
+    gateway = sf.salesforce
+    real_refresh = gateway.refresh
+
+    def slow_refresh(token: str) -> Any:
+        time.sleep(0.3)  # long enough for the other worker to reach the row lock
+        return real_refresh(token)
+
+    gateway.refresh = slow_refresh
+    org.expire_sessions()
+    results: list[Any] = []
+
+    def worker() -> None:
+        client = salesforce.OrgClient(sf.uow, gateway, shop.id, connection(sf))
+        results.append(client.call(lambda s: s.describe_contact()))
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert len(results) == 3 and org.refreshes == 1

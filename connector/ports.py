@@ -697,7 +697,12 @@ class OrderRepository(Protocol):
         """The refunds kept per order (also for orders not stored yet), by refund id."""
         ...
 
-    def identities(self, shop_id: int, codes: list[str]) -> dict[str, AmbassadorIdentity]: ...
+    def identities(
+        self, shop_id: int, codes: list[str], *, exclude_orders: Sequence[int] = ()
+    ) -> dict[str, AmbassadorIdentity]:
+        """Ambassadors holding these codes (upper case), with the phones and addresses of
+        their own stored orders but ``exclude_orders``."""
+        ...
 
     def returning_customer(self, shop_id: int, order: Order) -> bool: ...
 

@@ -217,9 +217,12 @@ class SqlAlchemyOrderRepository:
             )
         return {order_id: tuple(refunds) for order_id, refunds in found.items()}
 
-    def identities(self, shop_id: int, codes: list[str]) -> dict[str, AmbassadorIdentity]:
+    def identities(
+        self, shop_id: int, codes: list[str], *, exclude_orders: Sequence[int] = ()
+    ) -> dict[str, AmbassadorIdentity]:
         """Ambassadors holding these codes, with the phones and addresses of their own orders
-        (the self-referral signals): two queries, however many codes."""
+        (the self-referral signals; ``exclude_orders`` left out): two queries, however many
+        codes."""
         if not codes:
             return {}
         a = ambassadors.c
@@ -243,6 +246,7 @@ class SqlAlchemyOrderRepository:
                     _O.shop_id == shop_id,
                     sa.or_(*own),
                     sa.or_(_O.phone.is_not(None), _O.address_key.is_not(None)),
+                    *([_O.order_id.not_in(list(exclude_orders))] if exclude_orders else []),
                 )
             ).all()
             if own

@@ -12,13 +12,13 @@ Guarantees (proved by the property tests in ``tests/unit/test_ledger_properties.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from connector.domain.attribution import attribute
+from connector.domain.attribution import AmbassadorIdentity, attribute
 from connector.domain.ledger import (
     commission_base,
     plan_entries,
@@ -83,16 +83,23 @@ def apply_events(
         refunds[order_id] = {r.id: r for r in kept}  # refunds that came before their order
     incoming: list[Refund] = []
     reasons: dict[int, str] = {}
-    for event in events:
+    last_event: dict[int, int] = {}  # order id -> position of its last event in the batch
+    # Each order's known versions by position (-1: stored before the batch), for the
+    # self-referral signals an order would have seen had the events been applied one by one.
+    versions: dict[int, list[tuple[int, Order]]] = {k: [(-1, v)] for k, v in stored.items()}
+    for position, event in enumerate(events):
         if isinstance(event, Refund):
             incoming.append(event)
             reasons[event.order_id] = f"refund {event.id}"
+            last_event[event.order_id] = position
             continue
         current = arrived.get(event.id) or stored.get(event.id)
         if current is None or supersedes(event, current):
             arrived[event.id] = event
+            versions.setdefault(event.id, []).append((position, event))
         incoming.extend(event.refunds)  # kept even when the version itself is stale
         reasons[event.id] = f"order {event.name}"
+        last_event[event.id] = position
     for refund in incoming:
         refunds.setdefault(refund.order_id, {})[refund.id] = refund
     uow.orders.save_many(shop_id, list(arrived.values()), source)
@@ -103,7 +110,7 @@ def apply_events(
         if base is not None:
             known = refunds.get(order_id, {})
             states[order_id] = replace(base, refunds=tuple(known[k] for k in sorted(known)))
-    return _recompute(uow, clock, shop_id, states, reasons)
+    return _recompute(uow, clock, shop_id, states, reasons, versions, last_event)
 
 
 def _recompute(
@@ -112,6 +119,8 @@ def _recompute(
     shop_id: int,
     states: Mapping[int, Order],
     reasons: Mapping[int, str],
+    versions: Mapping[int, list[tuple[int, Order]]],
+    last_event: Mapping[int, int],
 ) -> dict[int, Applied]:
     """Bring each order's attribution record and ledger entries to what its state implies
     (``states``: each order's current state, read under its lock)."""
@@ -120,7 +129,9 @@ def _recompute(
     settings = uow.program.settings(shop_id)
     previous = uow.ledger.attributions(shop_id, states)
     identities = uow.orders.identities(
-        shop_id, sorted({code for order in states.values() for code, _ in order.codes})
+        shop_id,
+        sorted({code for order in states.values() for code, _ in order.codes}),
+        exclude_orders=sorted(versions),  # their signals come from ``versions``, by position
     )
     booked = uow.ledger.booked(shop_id, states)
     tiers: dict[int, Decimal] | None = None  # tier id -> rate, read when first needed
@@ -129,16 +140,28 @@ def _recompute(
     records: list[AttributionRecord] = []
     touched: dict[int, str] = {}  # ambassador id -> currency
     applied: dict[int, Applied] = {}
+    owned: dict[int, list[list[tuple[int, Order]]]] = {}
+
+    def own(holder: AmbassadorIdentity) -> list[list[tuple[int, Order]]]:
+        """The batch's orders that are (in some version) the ambassador's own."""
+        if holder.id not in owned:
+            owned[holder.id] = [
+                history
+                for history in versions.values()
+                if any(_belongs_to(v, holder) for _, v in history)
+            ]
+        return owned[holder.id]
+
     for order_id, order in states.items():
         before = previous.get(order_id)
-        by_code = identities
+        by_code = _as_seen_at(identities, order, own, last_event[order_id])
         if before is not None and before.ambassador_id is not None and before.code:
             # Eligibility by status is judged when the order is first credited: pausing an
             # ambassador later never claws back what they had earned. The rest of the decision
             # stays a function of the order's current state.
-            held = identities.get(before.code)
+            held = by_code.get(before.code)
             if held is not None and held.id == before.ambassador_id and not held.active:
-                by_code = {**identities, before.code: replace(held, active=True)}
+                by_code = {**by_code, before.code: replace(held, active=True)}
         returning = settings.new_customers_only and uow.orders.returning_customer(shop_id, order)
         decision = attribute(
             order,
@@ -234,6 +257,39 @@ def _recompute(
     for ambassador_id, currency in touched.items():
         uow.ledger.refresh_stats(shop_id, ambassador_id, currency)
     return applied
+
+
+def _as_seen_at(
+    identities: Mapping[str, AmbassadorIdentity],
+    order: Order,
+    own: Callable[[AmbassadorIdentity], list[list[tuple[int, Order]]]],
+    position: int,
+) -> Mapping[str, AmbassadorIdentity]:
+    """The order's candidate ambassadors with the phones and addresses of their own orders in
+    this batch (``own``: each such order's versions by position) as known when the order's
+    last event is applied: one at a time, an order sees the orders stored before it, not
+    those arriving after it in the same batch."""
+    seen: dict[str, AmbassadorIdentity] = {}
+    for code, _ in order.codes:
+        holder = identities.get(code.upper())
+        if holder is None or code.upper() in seen:
+            continue
+        phones, addresses = set(holder.phones), set(holder.addresses)
+        for history in own(holder):
+            known = [v for at, v in history if at <= position]
+            if known and _belongs_to(known[-1], holder):  # the version stored at that point
+                phones.update([known[-1].phone] if known[-1].phone else [])
+                addresses.update([known[-1].address] if known[-1].address else [])
+        seen[code.upper()] = replace(
+            holder, phones=frozenset(phones), addresses=frozenset(addresses)
+        )
+    return seen
+
+
+def _belongs_to(order: Order, holder: AmbassadorIdentity) -> bool:
+    return (holder.customer_id is not None and order.customer_id == holder.customer_id) or (
+        holder.email is not None and order.email == holder.email
+    )
 
 
 def _why(order: Order, event: str) -> str:

@@ -9,6 +9,7 @@ import threading
 import uuid
 from decimal import Decimal
 
+import pytest
 import sqlalchemy as sa
 
 from connector.domain.ambassadors import Ambassador, AmbassadorStatus, CodeState
@@ -165,3 +166,27 @@ def test_a_same_second_stale_version_cannot_undo_a_cancellation(container):
     assert 6100 not in booked(container)  # reversed, and it stays reversed
     with container.uow() as uow:
         assert uow.ledger.attribution(shop.id, 6100).cancelled
+
+
+@pytest.mark.parametrize("own_first", [True, False])
+def test_self_referral_signals_are_those_one_at_a_time_would_have_seen(container, own_first):
+    """In one batch, the ambassador's own order (phone P) and a friend's order with the same
+    phone and the ambassador's code: the friend's order is a self-referral only if the
+    ambassador's own order came first, exactly as when applied one by one."""
+    shop = install_shop(container)
+    ambassadors = enrol(container, shop.id)
+    own = order_payload(6201, 1, ([], [1, 0, 0], "paid", False))
+    own.update(email="ambone@example.com", phone="+15550001111")
+    friend = order_payload(6202, 1, ([("AMBONE", "5.00")], [1, 0, 0], "paid", False))
+    friend.update(email="friend@example.com", phone="+15550001111")
+    friend["customer"] = {"id": 8888, "created_at": friend["created_at"]}
+    pair = [("orders/create", own), ("orders/create", friend)]
+    send(container, pair if own_first else pair[::-1])
+    result = inbox.process_inbox(container.uow, container.handlers, container.clock)
+    assert result.processed == 2 and result.batches == 1  # one run, the set-based path
+    with container.uow() as uow:
+        record = uow.ledger.attribution(shop.id, 6202)
+    if own_first:
+        assert record.ambassador_id is None and record.reason == "self_referral_phone"
+    else:
+        assert record.ambassador_id == ambassadors["AMBONE"]

@@ -36,9 +36,10 @@ The runs (each on its own copy of the template, so all start from the same state
   with a statement counter) on a third copy; that ledger must equal the naive one: the
   non-zero sum per (ambassador, order), the attribution record of every order (ambassador,
   reason, reward, base), every ambassador's statistics, the holds of rewarded orders, and the
-  delivery statuses. (Not the number of entries: one at a time, an order credited and then
-  reversed within what a batch applies together books two entries where the batch books
-  none.)
+  delivery statuses. (Not the number of entries, nor the statistics' ``reversed`` total of
+  reversal entries: one at a time, an order credited and then partly refunded within what a
+  batch applies together books a commission and a reversal where the batch books the net
+  commission.)
 
 Rates are measured in the database: the events applied after the first commit ÷ (last
 ``processed_at`` − first) (the deliveries of one batch share one ``processed_at``, the moment
@@ -788,9 +789,9 @@ def run_in_process(db_url: str, encryption_key: str) -> tuple[RunResult, int]:
 # --- the ledger --------------------------------------------------------------------------------
 
 #: What must be identical. Sums, not entries: one at a time, an order credited and then
-#: reversed within the same batch books two entries where a batch books none (the ledger
-#: appends only the net change of what it applies together); holds likewise only where the
-#: order carries a reward.
+#: (partly) reversed within the same batch books two entries where a batch books the net one
+#: (the ledger appends the net change of what it applies together); holds likewise only where
+#: the order carries a reward.
 LEDGER_QUERIES = {
     "sums per (ambassador, order)": (
         "SELECT ambassador_id, order_id, sum(amount) FROM ledger_entries"
@@ -800,9 +801,10 @@ LEDGER_QUERIES = {
         "SELECT order_id, ambassador_id, code, reason, rate, base, reward, cancelled"
         " FROM order_attributions ORDER BY order_id"
     ),
+    # Not ``reversed``: it totals reversal entries, so it too counts what a batch nets out.
     "ambassador statistics": (
         "SELECT ambassador_id, attributed_orders, attributed_revenue, pending, approved, paid,"
-        " reversed, balance FROM ambassador_stats ORDER BY ambassador_id"
+        " balance FROM ambassador_stats ORDER BY ambassador_id"
     ),
     "reward holds": (
         "SELECT w.order_id, w.ambassador_id, w.status FROM order_rewards w WHERE EXISTS ("

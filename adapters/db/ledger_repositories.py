@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from adapters import jsonfast
 from adapters.db.repositories import _as_utc, _insert
 from adapters.db.tables import (
     ambassador_stats,
@@ -82,6 +83,32 @@ def _to_order(row: Any, refunds: tuple[Refund, ...]) -> Order:
         address=row.address_key,
         refunds=refunds,
     )
+
+
+def _insert_rows(
+    conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]
+) -> tuple[Any, Any]:
+    """A multi-row INSERT of ``rows`` (same keys) and its parameters, on which
+    ``on_conflict_do_*`` and ``returning`` can be chained.
+
+    On PostgreSQL the rows travel as one JSON parameter expanded by ``json_populate_recordset``:
+    a short statement whose text never changes. SQLAlchemy's multi-row VALUES would send
+    one placeholder per value (thousands per batch) in a statement whose text changes with the
+    row count, which the driver must parse every time (measured: 2.6 ms per 200-row
+    statement, most of the batch's driver time). Written by hand because no library offers
+    it; SQLite keeps the plain executemany.
+    """
+    names = list(rows[0])
+    if conn.dialect.name != "postgresql":
+        return _insert(conn, table), rows
+    columns = ", ".join(f'"{n}"' for n in names)
+    # Names from our own table definition (not input), values only as the bound parameter.
+    expand = f"json_populate_recordset(NULL::{table.name}, CAST(:rows AS json))"
+    source = sa.text(f"SELECT {columns} FROM {expand}").columns(  # noqa: S608
+        *[table.c[n] for n in names]
+    )
+    statement = _insert(conn, table).from_select(names, source)
+    return statement, {"rows": jsonfast.dumps(rows)}
 
 
 def _snapshot_row(shop_id: int, order: Order, source: str, now: datetime) -> dict[str, Any]:
@@ -158,7 +185,11 @@ class SqlAlchemyOrderRepository:
         the caller's to decide (``orders.supersedes``, under the order's lock)."""
         if not snapshots:
             return set()
-        stmt = _insert(self._conn, orders)
+        rows = [
+            _snapshot_row(shop_id, o, source, self._now)
+            for o in sorted(snapshots, key=lambda o: o.id)
+        ]
+        stmt, params = _insert_rows(self._conn, orders, rows)
         replaced = [c.name for c in orders.c if c.name not in ("id", "shop_id", "order_id")]
         newer = sa.and_(
             stmt.excluded.shopify_updated_at.is_not(None),
@@ -172,11 +203,7 @@ class SqlAlchemyOrderRepository:
             set_={name: stmt.excluded[name] for name in replaced},
             where=newer,
         ).returning(_O.order_id)
-        rows = [
-            _snapshot_row(shop_id, o, source, self._now)
-            for o in sorted(snapshots, key=lambda o: o.id)
-        ]
-        return {r[0] for r in self._conn.execute(stmt, rows)}
+        return {r[0] for r in self._conn.execute(stmt, params)}
 
     def add_refunds(self, shop_id: int, refunds: Iterable[Refund]) -> int:
         rows = [
@@ -434,7 +461,7 @@ class SqlAlchemyLedgerRepository:
             }
             for record in sorted(records, key=lambda r: r.order_id)
         ]
-        stmt = _insert(self._conn, order_attributions)
+        stmt, params = _insert_rows(self._conn, order_attributions, rows)
         replaced = [
             c.name
             for c in order_attributions.c
@@ -444,7 +471,7 @@ class SqlAlchemyLedgerRepository:
             index_elements=[_T.shop_id, _T.order_id],
             set_={name: stmt.excluded[name] for name in replaced},
         )
-        self._conn.execute(stmt, rows)
+        self._conn.execute(stmt, params)
 
     # --- entries ------------------------------------------------------------------------
 
@@ -483,12 +510,9 @@ class SqlAlchemyLedgerRepository:
             }
             for entry in entries
         ]
-        stmt = (
-            _insert(self._conn, ledger_entries)
-            .on_conflict_do_nothing(index_elements=[_L.idempotency_key])
-            .returning(_L.id)
-        )
-        return len(self._conn.execute(stmt, rows).all())
+        stmt, params = _insert_rows(self._conn, ledger_entries, rows)
+        stmt = stmt.on_conflict_do_nothing(index_elements=[_L.idempotency_key]).returning(_L.id)
+        return len(self._conn.execute(stmt, params).all())
 
     def entries(
         self, shop_id: int, ambassador_id: int, *, after_id: int | None = None, limit: int = 100

@@ -140,17 +140,21 @@ def _recompute(
     records: list[AttributionRecord] = []
     touched: dict[int, str] = {}  # ambassador id -> currency
     applied: dict[int, Applied] = {}
-    owned: dict[int, list[list[tuple[int, Order]]]] = {}
+    # The batch's orders by buyer (any version), to find an ambassador's own orders at once.
+    by_buyer: dict[object, dict[int, list[tuple[int, Order]]]] = {}
+    for other_id, history in versions.items():
+        for _, version in history:
+            for key in (("customer", version.customer_id), ("email", version.email)):
+                if key[1] is not None:
+                    by_buyer.setdefault(key, {})[other_id] = history
 
     def own(holder: AmbassadorIdentity) -> list[list[tuple[int, Order]]]:
         """The batch's orders that are (in some version) the ambassador's own."""
-        if holder.id not in owned:
-            owned[holder.id] = [
-                history
-                for history in versions.values()
-                if any(_belongs_to(v, holder) for _, v in history)
-            ]
-        return owned[holder.id]
+        mine = {
+            **by_buyer.get(("customer", holder.customer_id), {}),
+            **by_buyer.get(("email", holder.email), {}),
+        }
+        return [mine[k] for k in sorted(mine)]
 
     for order_id, order in states.items():
         before = previous.get(order_id)

@@ -25,7 +25,7 @@ The runs (each on its own copy of the template, so all start from the same state
 
 * **ours**: one ``ambassador worker --burst`` process (``REDIS_URL`` set; one
   ``process_inbox`` job triggered the way intake triggers it), which drains the inbox the way
-  the app's ``connector.services.inbox`` does it at the time of the run (batches of 100 claimed
+  the app's ``connector.services.inbox`` does it at the time of the run (batches claimed
   with ``SKIP LOCKED``; the table reports the commits per event it made).
 * **naive**: one RQ job per delivery (``bench/naive_jobs.py``: the app's own handler for one
   delivery, one transaction each; the app's modules and container preloaded before forking, a
@@ -103,6 +103,7 @@ from bench.common import (  # noqa: E402
     sqlalchemy_url,
     stop,
 )
+from connector.services.inbox import BATCH_SIZE  # noqa: E402
 
 NAME = "attribution_throughput"
 TITLE = "Attribution throughput"
@@ -978,7 +979,7 @@ def main(argv: list[str] | None = None) -> int:
             + f"; {mix.duplicates} duplicate deliveries, {mix.out_of_order:,} out of order; "
             f"bodies ~{sum(len(e.body) for e in mix.events) // len(mix.events):,} bytes",
             f"ours: 1 × `ambassador worker --burst` (RQ SimpleWorker, inbox drained in batches "
-            f"of 100), {n:,} events",
+            f"of {BATCH_SIZE}), {n:,} events",
             f"naive: 1 × RQ default Worker (fork per job), one job per event, first "
             f"{n_naive:,} events (the naive rate does not depend on N; fewer keep the run short)",
         ]

@@ -100,19 +100,8 @@ class InboxRepository(Protocol):
         """
         ...
 
-    def complete(
-        self,
-        delivery_id: int,
-        status: str,
-        now: datetime,
-        *,
-        customer_id: int | None = None,
-        order_id: int | None = None,
-        note: str | None = None,
-    ) -> None: ...
-
     def complete_many(self, completions: Sequence[Completion], now: datetime) -> None:
-        """:meth:`complete` for many deliveries in one round trip."""
+        """Record each delivery's outcome (``processed_at`` = ``now``), one round trip."""
         ...
 
     def fail(

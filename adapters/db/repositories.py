@@ -235,30 +235,6 @@ class SqlAlchemyInboxRepository:
             key=lambda d: d.id,
         )
 
-    def complete(
-        self,
-        delivery_id: int,
-        status: str,
-        now: datetime,
-        *,
-        customer_id: int | None = None,
-        order_id: int | None = None,
-        note: str | None = None,
-    ) -> None:
-        self._conn.execute(
-            sa.update(webhook_deliveries)
-            .where(webhook_deliveries.c.id == delivery_id)
-            .values(
-                status=status,
-                processed_at=now,
-                locked_until=None,
-                customer_id=customer_id,
-                order_id=order_id,
-                note=note,
-                last_error=None,
-            )
-        )
-
     def complete_many(self, completions: Sequence[Completion], now: datetime) -> None:
         """One statement for the batch (an executemany, pipelined by the driver)."""
         if not completions:

@@ -31,8 +31,8 @@ from adapters.shopify.verification import ShopifyVerifier
 from connector.ports import (
     Clock,
     CommercePlatform,
-    CustomerExport,
     CrmGateway,
+    CustomerExport,
     DiscountPlatform,
     IdGenerator,
     JobQueue,

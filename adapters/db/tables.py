@@ -519,3 +519,90 @@ salesforce_contacts = sa.Table(
     sa.CheckConstraint("state IN ('synced', 'retry', 'parked')", name="state"),
     sa.Index("ix_salesforce_contacts_shop_state", "shop_id", "state"),
 )
+
+
+# --- reward fulfilment ----------------------------------------------------------------------
+
+PAYOUT_STATES = "'awaiting_approval', 'approved', 'fulfilling', 'fulfilled', 'failed', 'cancelled'"
+
+payout_batches = sa.Table(
+    "payout_batches",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    # One run per shop and period ("2026-12", "2026-W49", "manual:…", "redeem:…").
+    sa.Column("period", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.String(120), nullable=False),
+    sa.Column("approved_at", UTCDateTime),
+    sa.Column("approved_by", sa.String(120)),
+    sa.Column("exported_at", UTCDateTime),
+    sa.Column("paid_at", UTCDateTime),
+    sa.UniqueConstraint("shop_id", "period"),
+)
+
+payouts = sa.Table(
+    "payouts",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "ambassador_id",
+        BigId,
+        sa.ForeignKey("ambassadors.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("batch_id", BigId, sa.ForeignKey("payout_batches.id", ondelete="SET NULL")),
+    sa.Column("form", sa.String(16), nullable=False),
+    sa.Column("state", sa.String(20), nullable=False),
+    sa.Column("amount", Amount, nullable=False),  # leaves the balance
+    sa.Column("value", Amount, nullable=False),  # reaches the ambassador (bonus included)
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("idempotency_key", sa.String(80), nullable=False, unique=True),
+    sa.Column("recipient_email", sa.String(254)),  # cash: where the money goes
+    sa.Column("reward_code", sa.String(40)),  # discount / free-product payouts: the code
+    sa.Column("external_id", sa.String(120)),  # what Shopify created (gift card, txn, discount)
+    sa.Column("external_hint", sa.String(64)),  # e.g. a gift card's last characters
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("first_attempt_at", UTCDateTime),  # lookups before create search from here
+    sa.Column("retry_at", UTCDateTime),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("error_code", sa.String(64)),
+    sa.Column("error", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("fulfilled_at", UTCDateTime),
+    sa.CheckConstraint(f"state IN ({PAYOUT_STATES})", name="state"),
+    sa.Index("ix_payouts_state_retry", "state", "retry_at"),
+    sa.Index("ix_payouts_ambassador", "shop_id", "ambassador_id", "id"),
+    sa.Index("ix_payouts_batch", "batch_id"),
+)
+
+payout_events = sa.Table(
+    "payout_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("payout_id", BigId, sa.ForeignKey("payouts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("from_state", sa.String(20)),
+    sa.Column("to_state", sa.String(20), nullable=False),
+    sa.Column("actor", sa.String(120), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_payout_events_payout", "payout_id", "id"),
+)
+
+payout_preferences = sa.Table(
+    "payout_preferences",
+    metadata,
+    sa.Column(
+        "ambassador_id",
+        BigId,
+        sa.ForeignKey("ambassadors.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("form", sa.String(16), nullable=False),
+    sa.Column("paypal_email", sa.String(254)),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -27,6 +27,7 @@ from adapters.shopify.graphql import ShopifyGraphQLClient
 from adapters.shopify.http import make_http_client
 from adapters.shopify.orders import ShopifyOrders
 from adapters.shopify.platform import ShopifyAdminPlatform
+from adapters.shopify.rewards import ShopifyRewards
 from adapters.shopify.verification import ShopifyVerifier
 from connector.ports import (
     Clock,
@@ -38,11 +39,13 @@ from connector.ports import (
     JobQueue,
     Notifier,
     OrderSource,
+    RewardPlatform,
     UnitOfWork,
 )
 from connector.services import installation
 from connector.services.handlers import build_handlers
 from connector.services.inbox import Handler
+from connector.services.payouts import FulfilmentContext
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +68,7 @@ class Container:
     notifier: Notifier = field(default_factory=ConsoleNotifier)
     redis: Any = None
     salesforce: CrmGateway | None = None  # None: SALESFORCE_CLIENT_ID/SECRET unset
+    rewards: RewardPlatform | None = None  # gift cards, store credit, reward codes
 
     @property
     def salesforce_redirect_uri(self) -> str:
@@ -80,6 +84,18 @@ class Container:
     @property
     def webhook_uri(self) -> str:
         return f"{self.settings.app_url}/webhooks/shopify"
+
+    def fulfilment(self) -> FulfilmentContext:
+        """What the payout jobs need: reward codes are derived with the app's secret key."""
+        assert self.rewards is not None
+        return FulfilmentContext(
+            uow=self.uow,
+            rewards=self.rewards,
+            access_token=self.access_token,
+            clock=self.clock,
+            secret=self.settings.secret_key.encode(),
+            failpoints=self.settings.failpoints,
+        )
 
     def close(self) -> None:
         self.shopify_http.close()
@@ -123,6 +139,7 @@ def bootstrap(settings: Settings, **overrides: Any) -> Container:
         scopes=settings.shopify_scopes,
     )
     shopify_discounts = ShopifyDiscounts(graphql, http=http)  # downloads bulk results too
+    rewards = overrides.get("rewards") or ShopifyRewards(graphql)
     return Container(
         settings=settings,
         engine=engine,
@@ -139,6 +156,7 @@ def bootstrap(settings: Settings, **overrides: Any) -> Container:
         handlers=build_handlers(clock),
         notifier=overrides.get("notifier") or ConsoleNotifier(),
         redis=redis,
+        rewards=rewards,
         salesforce=overrides.get("salesforce")
         or (
             SalesforceGateway(

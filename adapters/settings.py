@@ -17,7 +17,8 @@ from pathlib import Path
 #: The Admin API version this build is written and tested against (quarterly; pin, then bump).
 DEFAULT_SHOPIFY_API_VERSION = "2026-07"
 DEFAULT_SHOPIFY_SCOPES = (
-    "read_customers,write_customers,read_orders,write_discounts,write_gift_cards"
+    "read_customers,write_customers,read_orders,write_discounts,write_gift_cards,"
+    "write_store_credit_account_transactions"
 )
 _API_VERSION_RE = re.compile(r"^\d{4}-(01|04|07|10)$")
 
@@ -52,6 +53,10 @@ class Settings:
     port: int = 8000
     web_concurrency: int = 0  # 0: gunicorn's default for this machine (2 × cores + 1)
     metrics_token: str | None = None  # unset: no /metrics endpoint
+    #: Test-only crash points (``AMBASSADOR_FAILPOINTS``, refused outside ``APP_ENV=test``): the
+    #: process exits at once there, as a ``kill -9`` would, so the fault tests can stop a real
+    #: worker at an exact step (e.g. after Shopify answered, before our commit).
+    failpoints: frozenset[str] = frozenset()
 
     @property
     def is_production(self) -> bool:
@@ -137,7 +142,15 @@ class Settings:
             port=_int(env, "PORT", 8000),
             web_concurrency=_int(env, "WEB_CONCURRENCY", 0),
             metrics_token=env.get("METRICS_TOKEN") or None,
+            failpoints=_failpoints(env, app_env),
         )
+
+
+def _failpoints(env: Mapping[str, str], app_env: str) -> frozenset[str]:
+    raw = (env.get("AMBASSADOR_FAILPOINTS") or "").strip()
+    if raw and app_env != "test":
+        raise SettingsError("AMBASSADOR_FAILPOINTS is only accepted with APP_ENV=test")
+    return frozenset(p.strip() for p in raw.split(",") if p.strip())
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

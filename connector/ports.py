@@ -17,7 +17,9 @@ from typing import Any, Protocol, Self
 from connector.domain.ambassadors import Ambassador, AuditEntry
 from connector.domain.applications import Application, ApplicationStatus, ApplicationVote
 from connector.domain.attribution import AmbassadorIdentity, Candidate, Reason
+from connector.domain.money import Money
 from connector.domain.orders import Order, Refund
+from connector.domain.payouts import PayoutState, RewardForm
 from connector.domain.program import FriendDiscount, ProgramSettings
 from connector.domain.salesforce import (
     AmbassadorSnapshot,
@@ -219,6 +221,9 @@ class UnitOfWork(Protocol):
     @property
     def salesforce(self) -> SalesforceRepository: ...
 
+    @property
+    def payouts(self) -> PayoutRepository: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None: ...
@@ -313,6 +318,9 @@ class Job(StrEnum):
     SEND_NOTIFICATIONS = "send_notifications"
     RECONCILE_ORDERS = "reconcile_orders"
     SYNC_SALESFORCE = "sync_salesforce"
+    RUN_PAYOUTS = "run_payouts"
+    FULFIL_PAYOUT = "fulfil_payout"
+    FULFIL_DUE_PAYOUTS = "fulfil_due_payouts"
 
 
 class JobQueue(Protocol):
@@ -1123,4 +1131,231 @@ class SalesforceRepository(Protocol):
 
     def counts(self, shop_id: int) -> dict[str, int]:
         """Links per state (``synced``, ``retry``, ``parked``)."""
+        ...
+
+
+# --- reward fulfilment ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Payout:
+    """One delivery of rewards to an ambassador (see :mod:`connector.domain.payouts`)."""
+
+    id: int
+    shop_id: int
+    ambassador_id: int
+    batch_id: int | None
+    form: RewardForm
+    state: PayoutState
+    amount: Decimal  # leaves the balance
+    value: Decimal  # reaches the ambassador
+    currency: str
+    idempotency_key: str
+    created_at: datetime
+    updated_at: datetime
+    recipient_email: str | None = None
+    reward_code: str | None = None
+    external_id: str | None = None
+    external_hint: str | None = None
+    attempts: int = 0
+    first_attempt_at: datetime | None = None
+    retry_at: datetime | None = None
+    lease_until: datetime | None = None
+    error_code: str | None = None
+    error: str | None = None
+    fulfilled_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class NewPayout:
+    ambassador_id: int
+    batch_id: int | None
+    form: RewardForm
+    state: PayoutState
+    amount: Decimal
+    value: Decimal
+    currency: str
+    recipient_email: str | None = None
+
+
+@dataclass(frozen=True)
+class PayoutEvent:
+    payout_id: int
+    from_state: str | None
+    to_state: str
+    actor: str
+    reason: str | None
+    at: datetime
+
+
+@dataclass(frozen=True)
+class PayoutBatch:
+    id: int
+    shop_id: int
+    period: str
+    created_at: datetime
+    created_by: str
+    approved_at: datetime | None = None
+    approved_by: str | None = None
+    exported_at: datetime | None = None
+    paid_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PayoutPreference:
+    ambassador_id: int
+    form: RewardForm
+    paypal_email: str | None = None
+
+
+class PayoutRepository(Protocol):
+    """Payouts, their batches, transitions and the ambassadors' choices. Reads are scoped to a
+    shop except :meth:`due` (the scheduler's scan)."""
+
+    def lock_ambassador(self, shop_id: int, ambassador_id: int) -> bool:
+        """Serialise reservations of one ambassador's balance (row lock until commit). False
+        when no such ambassador in the shop."""
+        ...
+
+    def payable(
+        self, shop_id: int, ambassador_ids: Sequence[int] | None = None
+    ) -> dict[int, Decimal]:
+        """Per ambassador: ledger entries on approved orders plus non-order entries (bonuses,
+        payouts, releases). May be negative (a refund after payment). None: every ambassador."""
+        ...
+
+    def add_batch(self, shop_id: int, period: str, actor: str) -> PayoutBatch | None:
+        """A new batch, or None when the shop already has one for ``period``."""
+        ...
+
+    def batch(self, shop_id: int, batch_id: int) -> PayoutBatch | None: ...
+
+    def batches(self, shop_id: int, limit: int = 50) -> list[PayoutBatch]: ...
+
+    def update_batch(self, batch: PayoutBatch) -> None: ...
+
+    def add(self, shop_id: int, payout: NewPayout, actor: str, reason: str) -> Payout:
+        """Insert with its idempotency key and its first event."""
+        ...
+
+    def get(self, shop_id: int, payout_id: int, *, for_update: bool = False) -> Payout | None: ...
+
+    def move(
+        self, payout: Payout, target: Payout, actor: str, reason: str | None
+    ) -> None:
+        """Write ``target`` (the same payout, changed) and record the transition."""
+        ...
+
+    def search(
+        self,
+        shop_id: int,
+        *,
+        states: Sequence[PayoutState] = (),
+        ambassador_id: int | None = None,
+        batch_id: int | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[Payout]:
+        """Newest first."""
+        ...
+
+    def due(self, now: datetime, limit: int = 500) -> list[tuple[int, int]]:
+        """(shop id, payout id) of Shopify-form payouts to fulfil now: approved and due for a
+        (re)try, or fulfilling with an expired lease (its worker died)."""
+        ...
+
+    def events(self, shop_id: int, payout_id: int) -> list[PayoutEvent]: ...
+
+    def recorded_externals(self, shop_id: int, form: RewardForm) -> set[str]:
+        """External ids already recorded by payouts of this form (never claimed twice)."""
+        ...
+
+    def preference(self, shop_id: int, ambassador_id: int) -> PayoutPreference | None: ...
+
+    def preferences(self, shop_id: int) -> dict[int, PayoutPreference]: ...
+
+    def save_preference(self, shop_id: int, preference: PayoutPreference) -> None: ...
+
+    def totals_by_form(self, shop_id: int) -> dict[tuple[str, str], tuple[Decimal, int]]:
+        """(form, state) → (amount, count) over the shop's payouts."""
+        ...
+
+    def recipients(self, shop_id: int, ambassador_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+        """Per ambassador of the shop: (email, name)."""
+        ...
+
+    def shop_domains(self, shop_ids: Iterable[int]) -> dict[int, str]: ...
+
+    def unlocks(self, shop_id: int, ambassador_id: int) -> list[tuple[datetime, Decimal]]:
+        """The ambassador's rewards still in hold: (hold ends, amount), soonest first."""
+        ...
+
+    def pending_total(self, shop_id: int) -> Decimal:
+        """Everything in hold in the shop."""
+        ...
+
+
+@dataclass(frozen=True)
+class IssuedReward:
+    """What Shopify holds for a payout: its id, a hint to show (a gift card's last
+    characters, a code), and whether an earlier attempt had already created it."""
+
+    external_id: str
+    hint: str | None
+    found_existing: bool = False
+
+
+class RewardRefused(PlatformError):
+    """Shopify refused the reward for good (missing scope, customer gone, currency refused,
+    invalid input): retrying cannot help. ``code`` is stable (shown to the merchant)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class RewardPlatform(Protocol):
+    """Where Shopify-form rewards are created. Every call first looks for what an earlier
+    attempt of the same payout created when ``since`` is given (a retry), and creates only if
+    nothing is found: a worker killed between Shopify's answer and our commit pays once."""
+
+    def issue_gift_card(
+        self,
+        shop_domain: str,
+        access_token: str,
+        *,
+        key: str,
+        customer_id: int,
+        value: Money,
+        message: str,
+        since: datetime | None,
+    ) -> IssuedReward: ...
+
+    def issue_store_credit(
+        self,
+        shop_domain: str,
+        access_token: str,
+        *,
+        key: str,
+        customer_id: int,
+        value: Money,
+        since: datetime | None,
+        taken: set[str],
+    ) -> IssuedReward: ...
+
+    def issue_code(
+        self,
+        shop_domain: str,
+        access_token: str,
+        *,
+        key: str,
+        code: str,
+        customer_id: int,
+        value: Money | None,
+        product_id: str | None,
+        title: str,
+        since: datetime | None,
+    ) -> IssuedReward:
+        """A single-use code for one customer: ``value`` off the order, or (``product_id``)
+        one product free."""
         ...

@@ -147,3 +147,55 @@ def approve_rewards() -> None:
     c = _container()
     click.echo(f"approved rewards of {attribution.approve_due_rewards(c.uow, c.clock)} "
                "ambassador(s)")
+
+
+@main.command("run-payouts")
+@click.option("--shop", "shop_domain", required=True)
+@click.option(
+    "--period",
+    default=None,
+    help="a name for this run (default: the schedule's current period; one run per name)",
+)
+def run_payouts(shop_domain: str, period: str | None) -> None:
+    """Create payouts now for every ambassador whose payable balance reaches the minimum."""
+    from connector.services import payouts
+
+    c = _container()
+    _shop(c, shop_domain)
+    with c.uow() as uow:
+        shop = uow.shops.get(shop_domain)
+        schedule = uow.program.settings(shop.id).payouts.schedule if shop and shop.id else None
+    if period is None and schedule is not None and schedule.value == "manual":
+        period = f"manual:{c.clock.now():%Y-%m-%dT%H:%M:%S}"
+    report = payouts.run_payouts(c.uow, c.jobs, c.clock, shop_domain, actor="cli", period=period)
+    if report.batch_id is None:
+        click.echo(f"nothing to do: the run for {report.period} already exists")
+        return
+    click.echo(
+        f"batch #{report.batch_id} ({report.period}): {report.created} payout(s), "
+        f"{report.total} in all; below the minimum {report.below_minimum}, "
+        f"netted below zero {report.negative}, kept as points {report.points_kept}"
+    )
+    for form, total in sorted(report.by_form.items()):
+        click.echo(f"  {form}: {total}")
+
+
+@main.command("fulfil-payouts")
+@click.option("--shop", "shop_domain", default=None, help="only this shop")
+def fulfil_payouts(shop_domain: str | None) -> None:
+    """Deliver every payout that is due now, here, one after another (with a progress bar)."""
+    from connector.services import payouts
+
+    c = _container()
+    with c.uow() as uow:
+        due = uow.payouts.due(c.clock.now(), limit=100_000)
+        domains = uow.payouts.shop_domains({s for s, _ in due})
+    work = [(domains[s], p) for s, p in due if s in domains]
+    if shop_domain:
+        work = [(d, p) for d, p in work if d == shop_domain]
+    outcomes: dict[str, int] = {}
+    with click.progressbar(work, label="fulfilling payouts") as bar:
+        for domain, payout_id in bar:
+            outcome = payouts.fulfil_payout(c.fulfilment(), domain, payout_id)
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+    click.echo(", ".join(f"{k}: {v}" for k, v in sorted(outcomes.items())) or "nothing due")

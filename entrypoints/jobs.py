@@ -21,6 +21,7 @@ from connector.services import (
     codes,
     inbox,
     installation,
+    payouts,
     program,
     reconciliation,
     salesforce,
@@ -186,6 +187,32 @@ def approve_rewards() -> int:
     return attribution.approve_due_rewards(c.uow, c.clock)
 
 
+def run_payouts(shop_domain: str | None = None) -> dict[str, int] | dict[str, object]:
+    """Scheduled (hourly) without a shop: each installed shop's payout run for the current period
+    of its schedule, once per period. With a shop: that shop's run."""
+    c = container()
+    if shop_domain is None:
+        return payouts.run_due_payouts(c.uow, c.jobs, c.clock, program.installed_shops(c.uow))
+    return payouts.run_payouts(c.uow, c.jobs, c.clock, shop_domain).figures()
+
+
+def fulfil_payout(shop_domain: str, payout_id: int) -> str:
+    """Deliver one payout through Shopify, exactly once (see connector.services.payouts)."""
+    c = container()
+    outcome = payouts.fulfil_payout(c.fulfilment(), shop_domain, payout_id)
+    log.info(
+        "payouts.fulfil",
+        extra={**_job_context(), "shop": shop_domain, "payout": payout_id, "outcome": outcome},
+    )
+    return outcome
+
+
+def fulfil_due_payouts() -> int:
+    """Every minute: queue payouts due for a (re)try and those whose worker died."""
+    c = container()
+    return payouts.fulfil_due(c.uow, c.jobs, c.clock)
+
+
 def reconcile_orders(shop_domain: str | None = None) -> dict[str, int] | list[str]:
     """Scheduled without a shop: queue one run per installed shop. With a shop: read its
     orders updated since the last run and apply what webhooks missed."""
@@ -237,10 +264,13 @@ __all__ = [
     "container",
     "enrol_customers",
     "evaluate_tiers",
+    "fulfil_due_payouts",
+    "fulfil_payout",
     "process_inbox",
     "reconcile_orders",
     "refresh_tokens",
     "register_webhooks",
+    "run_payouts",
     "scan_candidates",
     "send_notifications",
     "sweep_inbox",

@@ -16,6 +16,7 @@ from werkzeug.routing import IntegerConverter
 import admin_ui.api_applications
 import admin_ui.api_health
 import admin_ui.api_ledger
+import admin_ui.api_payouts
 import admin_ui.api_program
 import admin_ui.api_salesforce  # noqa: F401
 from adapters.bootstrap import Container, bootstrap

@@ -21,6 +21,7 @@ from adapters.db.tables import (
     order_refunds,
     order_rewards,
     orders,
+    payouts,
 )
 from connector.domain.attribution import AmbassadorIdentity, Candidate, Reason
 from connector.domain.orders import Line, Order, Refund, parse_ts
@@ -33,6 +34,7 @@ _T = order_attributions.c
 _L = ledger_entries.c
 _W = order_rewards.c
 _S = ambassador_stats.c
+_P = payouts.c
 
 
 def _order_data(order: Order) -> dict[str, Any]:
@@ -644,10 +646,22 @@ class SqlAlchemyLedgerRepository:
         ):
             by_status[ambassador_id][status] = _exact(total)
             reversed_total[ambassador_id] += _exact(reversals)
+        # Payouts: what was delivered is "paid"; what is reserved but not delivered yet is still
+        # owed, so it stays in "approved" (its reservation entry took it out of the ledger sum).
+        delivered: dict[int, Decimal] = {a: Decimal(0) for a in ids}
+        in_flight: dict[int, Decimal] = {a: Decimal(0) for a in ids}
+        for ambassador_id, state, total in self._conn.execute(
+            sa.select(_P.ambassador_id, _P.state, sa.func.sum(_P.amount))
+            .where(_P.shop_id == shop_id, _P.ambassador_id.in_(ids), _P.state != "cancelled")
+            .group_by(_P.ambassador_id, _P.state)
+        ):
+            bucket = delivered if state == "fulfilled" else in_flight
+            bucket[ambassador_id] += _exact(total)
         rows = []
         for ambassador_id in ids:
             counts = credited.get(ambassador_id)
             statuses = by_status[ambassador_id]
+            payable = statuses.get("approved", Decimal(0)) + statuses.get("none", Decimal(0))
             rows.append(
                 {
                     "ambassador_id": ambassador_id,
@@ -656,8 +670,8 @@ class SqlAlchemyLedgerRepository:
                     "attributed_revenue": _exact(counts[2]) if counts else Decimal(0),
                     "currency": currencies.get(ambassador_id) or "USD",
                     "pending": statuses.get("pending", Decimal(0)),
-                    "approved": statuses.get("approved", Decimal(0)),
-                    "paid": statuses.get("paid", Decimal(0)),
+                    "approved": payable + in_flight[ambassador_id],
+                    "paid": delivered[ambassador_id],
                     "reversed": -reversed_total[ambassador_id],
                     "balance": sum(statuses.values(), Decimal(0)),
                     "last_referral_at": _as_utc(counts[3]) if counts else None,

@@ -17,6 +17,7 @@ from adapters.db.application_repository import (
 )
 from adapters.db.engine import DatabaseUnavailable
 from adapters.db.ledger_repositories import SqlAlchemyLedgerRepository, SqlAlchemyOrderRepository
+from adapters.db.payout_repository import SqlAlchemyPayoutRepository
 from adapters.db.program_repositories import (
     SqlAlchemyAmbassadorRepository,
     SqlAlchemyProgramRepository,
@@ -71,6 +72,7 @@ class SqlAlchemyUnitOfWork:
         self.ledger = SqlAlchemyLedgerRepository(self._conn, now)
         self.reconciliation = SqlAlchemyReconciliationRepository(self._conn, now)
         self.salesforce = SqlAlchemySalesforceRepository(self._conn, self._cipher, now)
+        self.payouts = SqlAlchemyPayoutRepository(self._conn, now)
         self._callbacks = []
         return self
 

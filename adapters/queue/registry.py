@@ -46,6 +46,15 @@ JOBS: dict[Job, JobSpec] = {
     Job.RECONCILE_ORDERS: JobSpec("entrypoints.jobs.reconcile_orders", "scheduled", timeout=3600),
     # Without a shop (the schedule): one coalesced job per connected org; with a shop: its sync.
     Job.SYNC_SALESFORCE: JobSpec("entrypoints.jobs.sync_salesforce", "default", timeout=1500),
+    Job.RUN_PAYOUTS: JobSpec("entrypoints.jobs.run_payouts", "scheduled", timeout=1800),
+    # Throttling and 5xx are retried by the payout's own backoff (kept in the database, so it
+    # survives a Redis wipe); RQ's retries cover a job that crashed (database down, bug).
+    Job.FULFIL_PAYOUT: JobSpec(
+        "entrypoints.jobs.fulfil_payout", "default", timeout=300, retries=(30, 120, 600)
+    ),
+    Job.FULFIL_DUE_PAYOUTS: JobSpec(
+        "entrypoints.jobs.fulfil_due_payouts", "scheduled", timeout=120
+    ),
 }
 
 #: Periodic jobs, every N seconds (run by the RQ cron scheduler inside ``ambassador worker``).
@@ -59,4 +68,6 @@ SCHEDULE: dict[Job, int] = {
     Job.RECONCILE_ORDERS: 900,  # orders and refunds whose webhooks were missed
     # Ledger changes reach Contacts within a minute; an org with nothing changed costs no call.
     Job.SYNC_SALESFORCE: 60,
+    Job.RUN_PAYOUTS: 3600,  # each shop's run once per period of its schedule
+    Job.FULFIL_DUE_PAYOUTS: 60,  # retries after backoff, and payouts whose worker died
 }

@@ -181,7 +181,9 @@ class PayoutSettings:
                 "payouts.free_product_id", "a product id like gid://shopify/Product/123"
             )
         value = merged["free_product_value"]
-        product_value = None if value in (None, "") else _decimal(value, "payouts.free_product_value")
+        product_value = (
+            None if value in (None, "") else _decimal(value, "payouts.free_product_value")
+        )
         if product_value is not None and product_value <= 0:
             raise PayoutSettingsInvalid("payouts.free_product_value", "must be above 0")
         uses_free_product = RewardForm.FREE_PRODUCT in (form, *forms)

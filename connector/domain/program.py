@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from connector.domain.codes import CodeFormat, CodeStrategy, InvalidCode
+from connector.domain.payouts import PayoutSettings, PayoutSettingsInvalid
 
 
 class SettingsInvalid(ValueError):
@@ -90,12 +91,14 @@ class ProgramSettings:
         ApplicationQuestion("why", "Why do you love our products?", required=True, kind="textarea"),
         ApplicationQuestion("audience", "Where do you share (links to your profiles)?"),
     )
+    payouts: PayoutSettings = field(default_factory=PayoutSettings)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["friend_discount"]["kind"] = self.friend_discount.kind.value
         data["code_format"]["strategy"] = self.code_format.strategy.value
         data["questions"] = [asdict(q) for q in self.questions]
+        data["payouts"] = self.payouts.to_dict()
         return _jsonable(data)
 
     @classmethod
@@ -107,7 +110,11 @@ class ProgramSettings:
         _known(data, {f.name for f in fields(cls)}, "")
         merged = {
             **current,
-            **{k: v for k, v in data.items() if k not in ("friend_discount", "code_format")},
+            **{
+                k: v
+                for k, v in data.items()
+                if k not in ("friend_discount", "code_format", "payouts")
+            },
         }
         merged["friend_discount"] = {
             **current["friend_discount"],
@@ -184,6 +191,12 @@ class ProgramSettings:
         if not tag or len(tag) > 40 or "," in tag:
             raise SettingsInvalid("customer_tag", "1 to 40 characters, no commas")
         questions = _questions(merged["questions"])
+        try:
+            payouts = PayoutSettings.from_dict(
+                data.get("payouts", {}), base.payouts if base else None
+            )
+        except PayoutSettingsInvalid as exc:
+            raise SettingsInvalid(exc.field, str(exc).split(": ", 1)[1]) from None
         return cls(
             friend_discount=friend,
             code_format=code_format,
@@ -197,6 +210,7 @@ class ProgramSettings:
             questions=questions,
             tier_window_days=window,
             tier_grace_days=grace,
+            payouts=payouts,
         )
 
 

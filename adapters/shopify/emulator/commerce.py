@@ -246,6 +246,7 @@ def create_basic_discount(
         percentage=value[1],
         amount=value[2],
         applies_on_each_item=value[3],
+        product_ids=value[4],
         context_all=context_all,
         customer_ids=customer_ids,
         minimum_subtotal=minimum_subtotal,
@@ -302,6 +303,7 @@ def update_basic_discount(
                 percentage=value[1],
                 amount=value[2],
                 applies_on_each_item=value[3],
+                product_ids=value[4],
             )
     if "minimumRequirement" in data:
         subtotal, quantity = _parse_minimum(data.get("minimumRequirement"), root, errors)
@@ -373,16 +375,28 @@ def _parse_context(
 
 def _parse_customer_gets(
     gets: Mapping[str, Any] | None, root: str, errors: list[dict[str, Any]]
-) -> tuple[Any, float | None, Decimal | None, bool] | None:
+) -> tuple[Any, float | None, Decimal | None, bool, frozenset[int] | None] | None:
     path = [root, "customerGets"]
     if not gets or not gets.get("value"):
         errors.append(user_error([*path, "value"], "Value can't be blank", "BLANK"))
         return None
     items = gets.get("items") or {}
-    if not items.get("all"):
+    products: frozenset[int] | None = None
+    chosen = (items.get("products") or {}).get("productsToAdd") if not items.get("all") else None
+    if chosen:
+        numbers = [parse_gid(raw, "Product") for raw in chosen]
+        if any(n is None for n in numbers):
+            errors.append(
+                user_error([*path, "items", "products"], "Product does not exist", "INVALID")
+            )
+            return None
+        products = frozenset(n for n in numbers if n is not None)
+    elif not items.get("all"):
         errors.append(
             user_error(
-                [*path, "items"], "The emulator supports customerGets.items.all only", "INVALID"
+                [*path, "items"],
+                "The emulator supports customerGets.items.all and items.products.productsToAdd",
+                "INVALID",
             )
         )
         return None
@@ -398,7 +412,7 @@ def _parse_customer_gets(
                 )
             )
             return None
-        return "percentage", percentage, None, False
+        return "percentage", percentage, None, False, products
     amount_input = value.get("discountAmount")
     if amount_input and amount_input.get("amount") is not None:
         try:
@@ -414,7 +428,13 @@ def _parse_customer_gets(
                 )
             )
             return None
-        return "fixed_amount", None, cents(amount), bool(amount_input.get("appliesOnEachItem"))
+        return (
+            "fixed_amount",
+            None,
+            cents(amount),
+            bool(amount_input.get("appliesOnEachItem")),
+            products,
+        )
     errors.append(
         user_error(
             [*path, "value"],
@@ -585,7 +605,9 @@ def checkout(
         discount = item.discount
         if discount.value_type == "percentage":
             percent = Decimal(repr(discount.percentage)) * 100
-            application = DiscountApplication(item.code, "percentage", percent, "across")
+            application = DiscountApplication(
+                item.code, "percentage", percent, "across", product_ids=discount.product_ids
+            )
         else:
             assert discount.amount is not None
             amount = cents(discount.amount / fx_rate)
@@ -594,6 +616,7 @@ def checkout(
                 "fixed_amount",
                 amount,
                 "each" if discount.applies_on_each_item else "across",
+                product_ids=discount.product_ids,
             )
         _allocate(application, index, lines)
         applications.append(application)
@@ -740,6 +763,10 @@ def _resolve_codes(
 
 
 def _allocate(application: DiscountApplication, index: int, lines: list[LineItem]) -> None:
+    if application.product_ids is not None:  # customerGets.items.products: those lines only
+        lines = [line for line in lines if line.product_id in application.product_ids]
+        if not lines:
+            return
     remaining = {line.id: line.discounted_total for line in lines}
     amounts: dict[int, Decimal] = {}
     if application.value_type == "percentage":

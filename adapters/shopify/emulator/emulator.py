@@ -43,7 +43,10 @@ from .webhooks import Delivery, WebhookDispatcher, WebhookMode
 log = logging.getLogger(__name__)
 
 SHOP_DOMAIN = re.compile(r"^[a-z0-9][a-z0-9-]*\.myshopify\.com$")
-DEFAULT_SCOPES = "read_customers,write_customers,read_orders,write_discounts,write_gift_cards"
+DEFAULT_SCOPES = (
+    "read_customers,write_customers,read_orders,write_discounts,write_gift_cards,"
+    "write_store_credit_account_transactions"
+)
 #: Shopify's 401 text for a missing, wrong or expired token (an error message, not a secret).
 INVALID_TOKEN_MESSAGE = (
     "[API] Invalid API key or access token (unrecognized login or wrong password)"  # noqa: S105
@@ -283,6 +286,12 @@ class ShopifyEmulator:
                 amount_spent=amount_spent,
             )
             return rest.customer_json(env.shop, customer)
+
+    def delete_customer(self, shop: str | Shop, customer_id: int) -> bool:
+        """The merchant deleted a customer in the admin (no webhook here: tests of what the app
+        meets afterwards). False when there was no such customer."""
+        with self._lock:
+            return self.shop(shop).customers.pop(int(customer_id), None) is not None
 
     # --- tokens --------------------------------------------------------------------------
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from graphql import GraphQLResolveInfo
+from graphql import GraphQLError, GraphQLResolveInfo
 
 from . import commerce, rest
 from .commerce import CommerceError, user_error
@@ -214,8 +214,26 @@ def _job(ctx: GqlContext, info: Info, args: Args) -> View | None:
     return job_view(found) if found else None
 
 
+def _require_scope(ctx: GqlContext, info: Info, scope: str) -> None:
+    """Shopify's answer to a field the token's scopes do not cover (a ``write_`` scope grants
+    its ``read_``): the field is null and an ``ACCESS_DENIED`` error names the scope."""
+    granted = {s.strip() for s in ctx.token.scope.split(",") if s.strip()}
+    if scope in granted or scope.replace("read_", "write_", 1) in granted:
+        return
+    required = f"`{scope}` access scope."
+    raise GraphQLError(
+        f"Access denied for {info.field_name} field. Required access: {required}",
+        extensions={
+            "code": "ACCESS_DENIED",
+            "documentation": "https://shopify.dev/api/usage/access-scopes",
+            "requiredAccess": required,
+        },
+    )
+
+
 @registry.query("giftCards")
 def _gift_cards(ctx: GqlContext, info: Info, args: Args) -> View:
+    _require_scope(ctx, info, "read_gift_cards")
     selected = [
         g
         for g in ctx.shop.gift_cards.values()
@@ -498,6 +516,7 @@ def _discount_code_redeem_code_bulk_delete(ctx: GqlContext, info: Info, args: Ar
 
 @registry.mutation("giftCardCreate")
 def _gift_card_create(ctx: GqlContext, info: Info, args: Args) -> View:
+    _require_scope(ctx, info, "write_gift_cards")
     card, code, errors = commerce.create_gift_card(ctx.env, args["input"])
     return {
         "giftCard": gift_card_view(ctx, card) if card else None,
@@ -508,6 +527,7 @@ def _gift_card_create(ctx: GqlContext, info: Info, args: Args) -> View:
 
 @registry.mutation("storeCreditAccountCredit")
 def _store_credit_account_credit(ctx: GqlContext, info: Info, args: Args) -> View:
+    _require_scope(ctx, info, "write_store_credit_account_transactions")
     txn, account, errors = commerce.credit_store_credit(ctx.env, args["id"], args["creditInput"])
     return {
         "storeCreditAccountTransaction": store_credit_txn_view(ctx, account, txn)

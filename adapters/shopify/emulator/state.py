@@ -92,6 +92,7 @@ class Discount:
     updated_at: datetime
     code_ids: list[int] = field(default_factory=list)
     usage_count: int = 0
+    product_ids: frozenset[int] | None = None  # customerGets.items.products (None: all items)
     used_by: set[str] = field(default_factory=set)
 
     def status(self, now: datetime) -> str:
@@ -172,6 +173,7 @@ class DiscountApplication:
     value: Decimal  # percent points (10.0) or a presentment amount
     allocation_method: Literal["across", "each"]
     amount: Decimal = ZERO  # what this code took off the order, presentment currency
+    product_ids: frozenset[int] | None = None  # only lines of these products
 
 
 @dataclass

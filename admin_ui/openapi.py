@@ -422,6 +422,8 @@ SCHEMAS: dict[str, Any] = {
 
 
 def openapi_document() -> dict[str, Any]:
+    from admin_ui.openapi_payouts import payout_paths  # it builds on the helpers above
+
     aid = [_path_id("ambassador_id")]
     amb = _json(_ref("Ambassador"))
     return {
@@ -755,5 +757,6 @@ def openapi_document() -> dict[str, Any]:
                     ],
                 )
             },
+            **payout_paths(),
         },
     }

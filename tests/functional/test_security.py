@@ -18,8 +18,9 @@ from admin_ui.openapi import openapi_document
 from connector.domain.ambassadors import Ambassador, AmbassadorStatus, CodeState
 from connector.domain.applications import Application, ApplicationStatus
 from connector.domain.attribution import Reason
+from connector.domain.payouts import PayoutState, RewardForm
 from connector.domain.tiers import Tier
-from connector.ports import AttributionRecord, PrivacyRequest
+from connector.ports import AttributionRecord, NewPayout, PrivacyRequest
 from tests.conftest import SHOP, install_shop, webhook_headers
 from tests.tokens import session_token
 
@@ -48,6 +49,11 @@ def seed_victim(container) -> dict[str, Any]:
         request_id = uow.privacy_requests.add(PrivacyRequest(
             None, OTHER, "customers/data_request", now, now, 1, {"secret_of": MARKER}))
         task_id = uow.task_runs.start(shop.id, "enrol", 1)
+        batch = uow.payouts.add_batch(shop.id, "2026-12", MARKER)
+        payout = uow.payouts.add(shop.id, NewPayout(
+            ambassador.id, batch.id, RewardForm.CASH, PayoutState.AWAITING_APPROVAL,
+            Decimal(10), Decimal(10), "USD", recipient_email=f"{MARKER}@example.com"),
+            MARKER, MARKER)
         uow.commit()
     return {
         "ambassador_id": ambassador.id,
@@ -58,6 +64,8 @@ def seed_victim(container) -> dict[str, Any]:
         "task_id": task_id,
         "scan_id": task_id,
         "deploy_id": "0Af000000000001",
+        "payout_id": payout.id,
+        "batch_id": batch.id,
     }
 
 
@@ -71,12 +79,16 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/applications/{application_id}/approve"): {},
     ("post", "/applications/{application_id}/reject"): {"reason": "x"},
     ("put", "/tiers/{tier_id}"): {"name": "Hijacked", "rank": 1, "commission_rate": "50"},
+    ("post", "/payouts/{payout_id}/cancel"): {"reason": "x"},
+    ("put", "/ambassadors/{ambassador_id}/payout-preference"): {"form": "store_credit"},
+    ("post", "/ambassadors/{ambassador_id}/redemptions"): {"form": "store_credit", "points": 1},
 }
 
 
 def victim_state(container) -> str:
     """Everything stored for shop B, as text: unchanged by anything shop A does."""
-    tables = ["ambassadors", "tiers", "applications", "order_attributions", "privacy_requests"]
+    tables = ["ambassadors", "tiers", "applications", "order_attributions", "privacy_requests",
+              "payouts", "payout_batches", "payout_preferences"]
     with container.engine.connect() as conn:
         shop_id = conn.execute(sa.text("SELECT id FROM shops WHERE domain = :d"),
                                {"d": OTHER}).scalar_one()

@@ -54,6 +54,7 @@ from connector.ports import (
     NewPayout,
     Payout,
     PayoutBatch,
+    PayoutEvent,
     PayoutPreference,
     PlatformError,
     PlatformUnauthorized,
@@ -350,10 +351,46 @@ def cancel(
     with uow_factory() as uow:
         shop_id, _ = _shop_id(uow, shop_domain)
         payout = _locked(uow, shop_id, payout_id)
+        if payout.state is PayoutState.FAILED and not _surely_undelivered(
+            payout, uow.payouts.events(shop_id, payout.id)
+        ):
+            raise PayoutError(
+                "maybe_delivered",
+                f"payout #{payout.id} failed after an attempt whose outcome in Shopify is "
+                "unknown (a timeout, a crash, a retry): replay it — the next attempt looks in "
+                "Shopify before creating anything — instead of releasing the money twice",
+            )
         moved = _move(uow, payout, PayoutState.CANCELLED, actor, reason, lease_until=None)
         _release(uow, moved, reason)
         uow.commit()
     return moved
+
+
+#: Failures that say for certain nothing was created (checks before any call, Shopify's refusal),
+#: provided no attempt before ended uncertain (see :func:`_surely_undelivered`).
+_DEFINITE = frozenset(
+    {
+        "currency_mismatch",
+        "ambassador_gone",
+        "no_customer_account",
+        "missing_scope",
+        "customer_not_found",
+        "owner_not_found",
+        "account_not_found",
+        "unsupported_currency",
+        "mismatching_currency",
+        "invalid",
+        "taken",
+    }
+)
+
+
+def _surely_undelivered(payout: Payout, history: Sequence[PayoutEvent]) -> bool:
+    """Nothing of this failed payout can be in Shopify: its last failure is a definite refusal
+    and no attempt ever ended without an answer (a retryable error, or a worker that died —
+    its lease expired). Otherwise only a replay, which looks before it creates, can tell."""
+    uncertain = any((e.reason or "").startswith(("retry:", "lease expired")) for e in history)
+    return not uncertain and (payout.error_code or "") in _DEFINITE
 
 
 def replay(

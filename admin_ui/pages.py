@@ -95,3 +95,9 @@ def tiers() -> Any:
 def salesforce() -> Any:
     """Salesforce: connect, fields, sync state, parked records and retry."""
     return _render("admin/salesforce.html", "salesforce")
+
+
+@bp.get("/payouts")
+def payouts() -> Any:
+    """Payouts: what is owed by form, runs and batches (cash files), failures with replay."""
+    return _render("admin/payouts.html", "payouts")

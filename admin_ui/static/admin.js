@@ -87,8 +87,8 @@ function personName(p) {
 }
 
 const BADGES = {
-  active: "success", approved: "success", synced: "success", credited: "success",
-  paused: "warning", pending: "warning",
+  active: "success", approved: "success", synced: "success", credited: "success", fulfilled: "success",
+  paused: "warning", pending: "warning", awaiting_approval: "warning", fulfilling: "info",
   removed: "critical", rejected: "critical", failed: "critical",
   applied: "info",
 };
@@ -513,7 +513,25 @@ async function pageAmbassador() {
   if (tiers) tierOptions($("#tier-select"), tiers);
   const a = await run(() => api("GET", `/ambassadors/${id}`));
   if (a) render(a);
-  await Promise.all([loadHistory(), loadLedger(false)]);
+  async function loadRewards() {
+    const r = await api("GET", `/ambassadors/${id}/rewards`);
+    setText("#r-pending", `${r.pending} ${r.currency}`);
+    setText("#r-unlocks", r.unlocks.map((u) => `${u.amount} on ${day(u.at)}`).join(", ") || "nothing in hold");
+    setText("#r-payable", r.points === null ? `${r.payable} ${r.currency}` : `${r.payable} ${r.currency} (${r.points} points)`);
+    setText("#r-form", FORMS[r.form] || r.form);
+    setText("#r-next", r.next_payout_at ? `${day(r.next_payout_at)} (minimum ${r.minimum} ${r.currency})` : "when you run payouts");
+    if (r.payouts.length) {
+      fill($("#r-payouts"), ...r.payouts.map((p) => el("tr", {},
+        el("td", { text: `#${p.id}` }),
+        el("td", { text: FORMS[p.form] || p.form }),
+        el("td", { class: "num", text: p.value }),
+        el("td", {}, badge(p.state)),
+        el("td", { text: when(p.fulfilled_at) }))));
+    } else {
+      rowMessage($("#r-payouts"), 5, "No payouts yet.");
+    }
+  }
+  await Promise.all([loadHistory(), loadLedger(false), loadRewards()]);
 }
 
 // --- find ambassadors ----------------------------------------------------------------------
@@ -1051,6 +1069,137 @@ async function pageSalesforce() {
   await reload();
 }
 
+// --- payouts -------------------------------------------------------------------------------
+
+const FORMS = {
+  cash: "Cash", store_credit: "Store credit", gift_card: "Gift card",
+  discount_code: "Discount code", free_product: "Free product", points: "Points",
+};
+
+function byForm(values) {
+  const parts = Object.entries(values || {}).map(([form, amount]) => `${FORMS[form] || form} ${amount}`);
+  return parts.length ? parts.join(", ") : "nothing";
+}
+
+// A CSV from the API (it needs the session token, so no plain link): fetched, then saved.
+async function download(path, name) {
+  const token = await sessionToken(false);
+  const response = await fetch(API + path, { headers: { Authorization: `Bearer ${token}` }, credentials: "omit" });
+  if (!response.ok) {
+    let message = `The export failed (HTTP ${response.status}).`;
+    try { message = (await response.json()).error.message || message; } catch (_) { /* keep */ }
+    throw new ApiError(response.status, "export_failed", message);
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const link = el("a", { href: url, download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  URL.revokeObjectURL(url);
+}
+
+async function pagePayouts() {
+  const ambassadorLink = (id) => el("a", { href: pageUrl(`/ambassadors/${id}`), text: `#${id}` });
+  async function reload() {
+    const b = await api("GET", "/payouts/budget");
+    setText("#po-hold", `${b.pending_in_hold} ${b.currency}`);
+    setText("#po-payable", byForm(b.payable_not_in_payouts));
+    setText("#po-owed", byForm(b.owed_in_payouts));
+    setText("#po-delivered", byForm(b.delivered));
+    setText("#po-awaiting", b.awaiting_approval);
+    setText("#po-failed", b.failed);
+
+    const failed = (await api("GET", "/payouts?state=failed")).items;
+    if (failed.length) {
+      fill($("#po-failed-rows"), ...failed.map((p) => el("tr", {},
+        el("td", { text: `#${p.id}` }),
+        el("td", {}, ambassadorLink(p.ambassador_id)),
+        el("td", { text: FORMS[p.form] || p.form }),
+        el("td", { text: `${p.amount} ${p.currency}` }),
+        el("td", { text: `${p.error_code || ""}: ${p.error || ""}` }),
+        el("td", {},
+          el("button", { type: "button", class: "btn", text: "Replay",
+            onclick: () => run(async () => {
+              const after = await api("POST", `/payouts/${p.id}/replay`);
+              say(`Payout #${p.id} is ${after.state}.`);
+              await reload();
+            }) }),
+          " ",
+          el("button", { type: "button", class: "btn btn-plain", text: "Release",
+            onclick: () => run(async () => {
+              await api("POST", `/payouts/${p.id}/cancel`, { json: { reason: "released by the merchant" } });
+              say(`Payout #${p.id} released: the amount is back in the balance.`);
+              await reload();
+            }) })))));
+    } else {
+      rowMessage($("#po-failed-rows"), 6, "No failed payouts.");
+    }
+
+    const batches = (await api("GET", "/payouts/batches")).items;
+    if (batches.length) {
+      fill($("#po-batch-rows"), ...batches.map((batch) => {
+        const totals = Object.entries(batch.totals).map(([form, t]) => `${FORMS[form] || form}: ${t.count} × ${t.amount}`);
+        const states = Object.entries(batch.states).map(([state, n]) => `${n} ${state.replace("_", " ")}`);
+        const cash = Boolean(batch.totals.cash);
+        const actions = [];
+        if (batch.states.awaiting_approval) {
+          actions.push(el("button", { type: "button", class: "btn btn-primary", text: "Approve",
+            onclick: () => run(async () => {
+              await api("POST", `/payouts/batches/${batch.id}/approve`);
+              say(`Batch #${batch.id} approved.`);
+              await reload();
+            }) }));
+        }
+        if (cash && batch.states.approved) {
+          for (const [format, label] of [["paypal", "PayPal file"], ["bank", "Bank sheet"]]) {
+            actions.push(el("button", { type: "button", class: "btn", text: label,
+              onclick: () => run(async () => {
+                await download(`/payouts/batches/${batch.id}/export?format=${format}`, `payouts-${batch.id}-${format}.csv`);
+                await reload();
+              }) }));
+          }
+          if (batch.exported_at) {
+            actions.push(el("button", { type: "button", class: "btn", text: "Mark paid",
+              onclick: () => run(async () => {
+                const { fulfilled } = await api("POST", `/payouts/batches/${batch.id}/paid`);
+                say(`${fulfilled} cash payout(s) marked paid.`);
+                await reload();
+              }) }));
+          }
+        }
+        return el("tr", {},
+          el("td", { text: `#${batch.id} (${batch.period})` }),
+          el("td", { text: when(batch.created_at) }),
+          el("td", { text: totals.join("; ") || "no payouts" }),
+          el("td", { text: states.join(", ") || "—" }),
+          el("td", {}, ...actions.flatMap((a) => [a, " "])));
+      }));
+    } else {
+      rowMessage($("#po-batch-rows"), 5, "No payout runs yet.");
+    }
+
+    const recent = (await api("GET", "/payouts")).items;
+    if (recent.length) {
+      fill($("#po-rows"), ...recent.map((p) => el("tr", {},
+        el("td", { text: `#${p.id}` }),
+        el("td", {}, ambassadorLink(p.ambassador_id)),
+        el("td", { text: FORMS[p.form] || p.form }),
+        el("td", { text: p.amount }),
+        el("td", { text: p.value }),
+        el("td", {}, badge(p.state)),
+        el("td", { text: when(p.updated_at) }))));
+    } else {
+      rowMessage($("#po-rows"), 7, "No payouts yet.");
+    }
+  }
+  $("#po-run").addEventListener("click", () => run(async () => {
+    const report = await api("POST", "/payouts/runs", { json: {} });
+    say(`${report.created} payout(s) created (${report.total} in all); ${report.below_minimum} below the minimum.`);
+    await reload();
+  }));
+  await reload();
+}
+
 // --- start ---------------------------------------------------------------------------------
 
 const PAGES = {
@@ -1061,6 +1210,7 @@ const PAGES = {
   settings: pageSettings,
   tiers: pageTiers,
   salesforce: pageSalesforce,
+  payouts: pagePayouts,
 };
 
 if (root) {

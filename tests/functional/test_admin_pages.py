@@ -35,6 +35,7 @@ PAGES = {
     "/app/applications/3": "applications",
     "/app/settings": "settings",
     "/app/tiers": "tiers",
+    "/app/payouts": "payouts",
 }
 NAV = ["/app", "/app/ambassadors", "/app/candidates", "/app/applications", "/app/tiers",
        "/app/settings"]
@@ -283,6 +284,9 @@ def test_the_script_calls_only_routes_the_api_has(app):
         ("GET", "/applications"), ("GET", "/applications/{id}"),
         ("POST", "/applications/{id}/votes"), ("POST", "/applications/{id}/approve"),
         ("POST", "/applications/{id}/reject"), ("GET", "/shop"),
+        ("GET", "/payouts/budget"), ("GET", "/payouts/batches"), ("POST", "/payouts/runs"),
+        ("POST", "/payouts/{id}/replay"), ("POST", "/payouts/{id}/cancel"),
+        ("POST", "/payouts/batches/{id}/approve"), ("POST", "/payouts/batches/{id}/paid"),
     ]:
         assert needed in called, needed
 

@@ -11,6 +11,7 @@ import logging
 import random
 import secrets
 import threading
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,8 @@ from werkzeug.serving import make_server
 
 from adapters.settings import Settings
 from admin_ui.demo import DEMO_SHOP
+from connector.domain.payouts import PayoutState
+from connector.ports import AmbassadorQuery
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,7 @@ def run_demo(
             )
     app.extensions["ambassador"].jobs.join()
     contacts = _connect_salesforce(app, app_url, salesforce_org, people, rng)
+    delivered = _seed_payouts(app, emulator, rng)
 
     urls: dict[str, Any] = {
         "salesforce": salesforce_url,
@@ -142,6 +146,8 @@ def run_demo(
     click.echo(f"  Shopify emulator state:          {urls['emulator']}")
     click.echo(f"  Salesforce (emulated org):       {salesforce_url}: {contacts} Contacts "
                "carry Ambassador fields (Salesforce page of the app)")
+    click.echo(f"  Payouts:                         {delivered} rewards delivered in the emulated "
+               "store, a cash batch awaiting approval (Payouts page)")
     click.echo("Press Ctrl-C to stop.")
 
     def stop() -> None:
@@ -158,6 +164,47 @@ def run_demo(
     if not keep_running:
         stop()
     return urls
+
+
+def _seed_payouts(app: Any, emulator: Any, rng: random.Random) -> int:
+    """Friends buy with the demo ambassadors' codes; the demo program has no hold, so a payout
+    run delivers store credit and a gift card in the emulated store at once, and puts one
+    ambassador's cash in a batch for the merchant to approve. Returns the rewards delivered."""
+    from dataclasses import replace
+
+    from connector.domain.payouts import PayoutSettings, RewardForm
+    from connector.ports import PayoutPreference
+    from connector.services import attribution, payouts
+
+    c = app.extensions["ambassador"]
+    with c.uow() as uow:
+        shop = uow.shops.get(DEMO_SHOP)
+        assert shop is not None and shop.id is not None
+        settings = uow.program.settings(shop.id)
+        uow.program.save_settings(shop.id, replace(
+            settings, hold_days=0, payouts=PayoutSettings(
+                form=RewardForm.STORE_CREDIT,
+                choosable_forms=(RewardForm.GIFT_CARD, RewardForm.CASH),
+                store_credit_bonus_percent=Decimal(10), minimum=Decimal(5))))
+        enrolled = [a for a in uow.ambassadors.search(shop.id, AmbassadorQuery(limit=10))
+                    if a.code and a.id is not None]
+        for ambassador, form in zip(enrolled[1:3], (RewardForm.GIFT_CARD, RewardForm.CASH),
+                                    strict=False):
+            assert ambassador.id is not None
+            uow.payouts.save_preference(shop.id, PayoutPreference(ambassador.id, form))
+        uow.commit()
+    click.echo("==> friends buy with ambassador codes; a payout run delivers the rewards")
+    for n, ambassador in enumerate(enrolled[:4]):
+        title, price = rng.choice(PRODUCTS)
+        emulator.checkout(DEMO_SHOP, customer_email=f"friend.{n}@example.com",
+                          discount_codes=[ambassador.code],
+                          line_items=[{"title": title, "price": price, "quantity": 2}])
+    c.jobs.join()
+    attribution.approve_due_rewards(c.uow, c.clock)
+    payouts.run_payouts(c.uow, c.jobs, c.clock, DEMO_SHOP, actor="demo", period="demo")
+    c.jobs.join()
+    with c.uow() as uow:
+        return len(uow.payouts.search(shop.id, states=[PayoutState.FULFILLED]))
 
 
 def _connect_salesforce(
@@ -184,7 +231,8 @@ def _connect_salesforce(
         for person in chosen:
             ambassadors.enrol(c.uow(), c.jobs, c.clock, shop, email=person["email"],
                               first_name=person.get("first_name") or "",
-                              last_name=person.get("last_name") or "", source="demo")
+                              last_name=person.get("last_name") or "",
+                              customer_id=person["id"], source="demo")
     c.jobs.join()
     salesforce.sync(c.uow, c.salesforce, c.clock, DEMO_SHOP)  # anything the queue coalesced
     return sum(1 for contact in org.contacts() if contact.get("Ambassador_Id__c"))

@@ -36,5 +36,8 @@ def test_the_demo_installs_the_store_and_receives_its_orders(tmp_path):
         assert shop["installed"] and shop["webhook_subscriptions"] == 7
         assert state["token_requests"] == ["token_exchange"]
         assert state["failed_deliveries"] == 0 and state["deliveries"] >= 8
+        # the seeded payout run: store credit (with its bonus) and a gift card delivered in the
+        # emulated store, a cash payout waiting for the merchant's approval
+        assert shop["gift_cards"] == 1 and shop["store_credit_accounts"] >= 1
     finally:
         urls["stop"]()

@@ -421,6 +421,93 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+_TIMESERIES: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "currency": {"type": "string", "nullable": True},
+        "days": {"type": "integer"},
+        "series": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "date": {"type": "string", "format": "date"},
+                    "orders": {"type": "integer"},
+                    "revenue": _MONEY,
+                },
+            },
+        },
+        "totals": {
+            "type": "object",
+            "properties": {"orders": {"type": "integer"}, "revenue": _MONEY},
+        },
+    },
+}
+
+_PROGRAM_FIGURES: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "currency": {"type": "string", "nullable": True},
+        "statuses": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "tiers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "tier_id": {"type": "integer", "nullable": True},
+                    "name": {"type": "string"},
+                    "ambassadors": {"type": "integer"},
+                },
+            },
+        },
+        "top": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "first_name": {"type": "string"},
+                    "last_name": {"type": "string"},
+                    "email": {"type": "string"},
+                    "code": {"type": "string", "nullable": True},
+                    "orders": {"type": "integer"},
+                    "revenue": _MONEY,
+                    "currency": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+_SYSTEM_HEALTH: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "inbox": {"type": "object"},
+        "failed_deliveries": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "topic": {"type": "string"},
+                    "webhook_id": {"type": "string"},
+                    "attempts": {"type": "integer"},
+                    "last_error": {"type": "string", "nullable": True},
+                    "received_at": _TS,
+                },
+            },
+        },
+        "jobs": {
+            "type": "object",
+            "properties": {
+                "mode": {"type": "string", "enum": ["rq", "in-process", "unavailable"]},
+                "queues": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+    },
+}
+
+
 def openapi_document() -> dict[str, Any]:
     aid = [_path_id("ambassador_id")]
     amb = _json(_ref("Ambassador"))
@@ -680,6 +767,31 @@ def openapi_document() -> dict[str, Any]:
                 "get": _op(
                     "Webhook intake health: inbox backlog, lag, and what reconciliation found",
                     _json(_ref("WebhookHealth")),
+                )
+            },
+            "/health/system": {
+                "get": _op(
+                    "System health: the shop's webhook backlog and parked deliveries, and the "
+                    "background queues (counts only)",
+                    _json(_SYSTEM_HEALTH),
+                )
+            },
+            "/analytics/timeseries": {
+                "get": _op(
+                    "Orders credited to ambassadors and revenue credited per UTC day "
+                    "(every day of the range present)",
+                    _json(_TIMESERIES),
+                    params=[_query("days", "days back, today included (1-366, default 30)",
+                                   {"type": "integer", "minimum": 1, "maximum": 366})],
+                )
+            },
+            "/analytics/program": {
+                "get": _op(
+                    "Ambassadors by status, active ambassadors by tier, top ambassadors by "
+                    "credited revenue",
+                    _json(_PROGRAM_FIGURES),
+                    params=[_query("limit", "how many top ambassadors (1-50, default 10)",
+                                   {"type": "integer", "minimum": 1, "maximum": 50})],
                 )
             },
             "/tiers/preview": {

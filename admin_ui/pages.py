@@ -95,3 +95,10 @@ def tiers() -> Any:
 def salesforce() -> Any:
     """Salesforce: connect, fields, sync state, parked records and retry."""
     return _render("admin/salesforce.html", "salesforce")
+
+
+@bp.get("/health")
+def health() -> Any:
+    """System health: webhook lag and backlog, parked deliveries, reconciliation findings,
+    background queues, the Salesforce API budget; refreshed live while open."""
+    return _render("admin/health.html", "health")

@@ -193,7 +193,8 @@ def _connect_salesforce(
         for person in chosen:
             ambassadors.enrol(c.uow(), c.jobs, c.clock, shop, email=person["email"],
                               first_name=person.get("first_name") or "",
-                              last_name=person.get("last_name") or "", source="demo")
+                              last_name=person.get("last_name") or "",
+                              customer_id=int(person["id"]), source="demo")
     c.jobs.join()
     salesforce.sync(c.uow, c.salesforce, c.clock, DEMO_SHOP)  # anything the queue coalesced
     return sum(1 for contact in org.contacts() if contact.get("Ambassador_Id__c"))

@@ -85,6 +85,8 @@ def chromium() -> Iterator[Any]:
         )
     from playwright.sync_api import sync_playwright
 
+    for old in ARTIFACTS.glob("*.png"):  # this run's screenshots only
+        old.unlink()
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=CHROMIUM,

@@ -35,6 +35,7 @@ PAGES = {
     "/app/applications/3": "applications",
     "/app/settings": "settings",
     "/app/tiers": "tiers",
+    "/app/health": "health",
 }
 NAV = ["/app", "/app/ambassadors", "/app/candidates", "/app/applications", "/app/tiers",
        "/app/settings"]

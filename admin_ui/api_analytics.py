@@ -15,6 +15,7 @@ from flask import g, jsonify, request
 from adapters.db import analytics
 from adapters.queue.registry import QUEUES
 from admin_ui.api import ApiError, bp, container
+from connector.services import inbox as inbox_service
 
 MAX_DAYS = 366
 TOP_LIMIT = 10
@@ -144,6 +145,16 @@ def system_health() -> Any:
             "jobs": _queues(c),
         }
     )
+
+
+@bp.post("/health/deliveries/<int:delivery_id>/replay")
+def replay_delivery(delivery_id: int) -> Any:
+    """Try a parked webhook delivery again (fresh attempts); 404 unless it is this shop's and
+    parked."""
+    c = container()
+    if not inbox_service.replay_delivery(c.uow(), c.jobs, g.shop.domain, delivery_id):
+        raise ApiError(404, "not_found", "no parked delivery with this id")
+    return jsonify({"id": delivery_id, "replayed": True})
 
 
 def _queues(c: Any) -> dict[str, Any]:

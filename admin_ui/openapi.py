@@ -776,6 +776,17 @@ def openapi_document() -> dict[str, Any]:
                     _json(_SYSTEM_HEALTH),
                 )
             },
+            "/health/deliveries/{delivery_id}/replay": {
+                "post": {
+                    "summary": "Try a parked webhook delivery again, with fresh attempts",
+                    "parameters": [_path_id("delivery_id")],
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {
+                            "id": {"type": "integer"}, "replayed": {"type": "boolean"}}}),
+                        **_ERRORS,
+                    },
+                }
+            },
             "/analytics/timeseries": {
                 "get": _op(
                     "Orders credited to ambassadors and revenue credited per UTC day "

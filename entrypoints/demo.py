@@ -155,6 +155,7 @@ def run_demo(
 
     def stop() -> None:
         server.shutdown()
+        app.extensions["ambassador"].jobs.close()
         emulator_server.shutdown()
         salesforce_server.shutdown()
 

@@ -397,10 +397,10 @@ async function pageHealth() {
     const lag = webhooks.lag;
     setText("#h-lag", lag.deliveries ? `${duration(lag.p50_seconds)} / ${duration(lag.max_seconds)} over ${lag.deliveries} deliveries` : "no deliveries in the last 24 hours");
     const r = webhooks.reconciliation;
-    const run = r.last_run;
-    setText("#h-run", run ? `${run.status}, ${when(run.finished_at || run.started_at)}${run.error ? `: ${run.error}` : ""}` : "not run yet");
-    setText("#h-seen", run ? `${run.seen} (${run.applied} applied, ${run.errors} errors)` : null);
-    setText("#h-found", run ? run.found_only_by_reconciliation : null);
+    const last = r.last_run;
+    setText("#h-run", last ? `${last.status}, ${when(last.finished_at || last.started_at)}${last.error ? `: ${last.error}` : ""}` : "not run yet");
+    setText("#h-seen", last ? `${last.seen} (${last.applied} applied, ${last.errors} errors)` : null);
+    setText("#h-found", last ? last.found_only_by_reconciliation : null);
     setText("#h-found7", r.found_only_by_reconciliation_7d);
     setText("#h-through", when(r.complete_through));
 
@@ -417,9 +417,18 @@ async function pageHealth() {
     if (parked.length) {
       fill($("#h-parked"), ...parked.map((d) => el("tr", {},
         el("td", { text: when(d.received_at) }), el("td", {}, el("code", { text: d.topic })),
-        el("td", { class: "num", text: d.attempts }), el("td", { text: d.last_error || "—" }))));
+        el("td", { class: "num", text: d.attempts }), el("td", { text: d.last_error || "—" }),
+        el("td", {}, el("button", {
+          type: "button", class: "btn", text: "Try again", "aria-label": `Try the ${d.topic} delivery of ${when(d.received_at)} again`,
+          onclick: (event) => run(async () => {
+            event.currentTarget.disabled = true;
+            await api("POST", `/health/deliveries/${d.id}/replay`);
+            say(`The ${d.topic} delivery is back in line.`);
+            await reload();
+          }),
+        })))));
     } else {
-      rowMessage($("#h-parked"), 4, "Nothing parked: every delivery was applied.");
+      rowMessage($("#h-parked"), 5, "Nothing parked: every delivery was applied.");
     }
     const b = sf.budget || {};
     setText("#h-sf-budget", sf.enabled === false ? "Salesforce is not configured."

@@ -102,3 +102,17 @@ def test_connect_salesforce_through_the_emulated_org(admin: Admin) -> None:
     admin.wait_text("#sf-status", r"^Connected$")
     assert admin.wait_text("#sf-org", r"https?://")
     admin.shot("connected")
+
+
+def test_replay_a_parked_webhook_from_system_health(admin: Admin) -> None:
+    from tests.functional.test_analytics_api import park
+
+    park(admin.demo["container"], SHOP, "browser-parked")
+    page = admin.open("/app/health")
+    admin.wait_text("#h-parked", r"products/update")
+    assert "RuntimeError: boom" in page.locator("#h-parked").inner_text()
+    admin.shot("parked")
+    page.locator("#h-parked button", has_text="Try again").click()
+    admin.wait_text("#ac-status", r"back in line")
+    admin.wait_text("#h-parked", r"Nothing parked")
+    admin.shot("replayed")

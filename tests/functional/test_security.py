@@ -19,6 +19,7 @@ from connector.domain.ambassadors import Ambassador, AmbassadorStatus, CodeState
 from connector.domain.applications import Application, ApplicationStatus
 from connector.domain.attribution import Reason
 from connector.domain.tiers import Tier
+from connector.domain.webhooks import IncomingWebhook
 from connector.ports import AttributionRecord, PrivacyRequest
 from tests.conftest import SHOP, install_shop, webhook_headers
 from tests.tokens import session_token
@@ -48,6 +49,10 @@ def seed_victim(container) -> dict[str, Any]:
         request_id = uow.privacy_requests.add(PrivacyRequest(
             None, OTHER, "customers/data_request", now, now, 1, {"secret_of": MARKER}))
         task_id = uow.task_runs.start(shop.id, "enrol", 1)
+        delivery_id = uow.inbox.add(IncomingWebhook(
+            "orders/create", "victim-delivery", OTHER, json.dumps({"note": MARKER}), "2026-07",
+            None, None), now)
+        uow.inbox.fail(delivery_id, f"parked: {MARKER}", now, retry_at=None)
         uow.commit()
     return {
         "ambassador_id": ambassador.id,
@@ -58,6 +63,7 @@ def seed_victim(container) -> dict[str, Any]:
         "task_id": task_id,
         "scan_id": task_id,
         "deploy_id": "0Af000000000001",
+        "delivery_id": delivery_id,
     }
 
 
@@ -76,13 +82,15 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 
 def victim_state(container) -> str:
     """Everything stored for shop B, as text: unchanged by anything shop A does."""
-    tables = ["ambassadors", "tiers", "applications", "order_attributions", "privacy_requests"]
+    tables = ["ambassadors", "tiers", "applications", "order_attributions", "privacy_requests",
+              "webhook_deliveries"]
     with container.engine.connect() as conn:
         shop_id = conn.execute(sa.text("SELECT id FROM shops WHERE domain = :d"),
                                {"d": OTHER}).scalar_one()
         dump = {}
         for table in tables:
-            column = "shop_domain" if table == "privacy_requests" else "shop_id"
+            column = ("shop_domain" if table in ("privacy_requests", "webhook_deliveries")
+                      else "shop_id")
             value = OTHER if column == "shop_domain" else shop_id
             rows = conn.execute(sa.text(f"SELECT * FROM {table} WHERE {column} = :v"),
                                 {"v": value}).mappings().all()

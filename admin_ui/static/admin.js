@@ -637,7 +637,10 @@ async function pageAmbassador() {
     if (!data) return rowMessage(tbody, 5, "Could not load the ledger.");
     const rows = data.items.map((e) => el("tr", {},
       el("td", { text: when(e.created_at) }),
-      el("td", { text: e.order_id || "—" }),
+      el("td", {}, e.order_id ? el("button", {
+        type: "button", class: "btn btn-plain", text: String(e.order_id), "aria-expanded": "false",
+        "aria-label": `Order ${e.order_id}: why it was credited`, onclick: (event) => explainOrder(event.currentTarget, e.order_id),
+      }) : "—"),
       el("td", { text: e.kind.replace(/_/g, " ") }),
       el("td", { class: "num", text: money(e.amount, e.currency) }),
       el("td", { text: e.reason || "—" }),
@@ -655,6 +658,27 @@ async function pageAmbassador() {
     render(a);
     say(done(a));
     await loadHistory();
+  }
+
+  // The order's explanation record (rule, reason, every code considered) in a row below it.
+  async function explainOrder(button, orderId) {
+    const row = button.closest("tr");
+    const open = row.nextElementSibling && row.nextElementSibling.dataset.explains === String(orderId);
+    if (open) {
+      row.nextElementSibling.remove();
+      button.setAttribute("aria-expanded", "false");
+      return;
+    }
+    const x = await run(() => api("GET", `/orders/${encodeURIComponent(orderId)}/attribution`));
+    if (!x) return;
+    const candidates = x.candidates.map((c) => el("li", {},
+      el("code", { text: c.code || "—" }), ` (${c.discount} ${x.currency} off): ${c.verdict.replace(/_/g, " ")} — ${c.explanation}`));
+    const detail = el("tr", { "data-explains": String(orderId), class: "explanation" }, el("td", { colspan: 5 },
+      el("p", { text: `${x.credited ? "Credited" : "Not credited"} by the rule “${x.rule}”: ${x.explanation}` }),
+      el("p", { text: `Revenue credited ${money(x.revenue, x.currency)}, reward ${money(x.reward, x.currency)}${x.rate ? ` at ${trimDecimal(x.rate)}%` : ""}${x.cancelled ? "; the order was cancelled" : ""}.` }),
+      candidates.length ? el("ul", {}, ...candidates) : null));
+    row.after(detail);
+    button.setAttribute("aria-expanded", "true");
   }
 
   const codeForm = $("#code-form");

@@ -116,3 +116,19 @@ def test_replay_a_parked_webhook_from_system_health(admin: Admin) -> None:
     admin.wait_text("#ac-status", r"back in line")
     admin.wait_text("#h-parked", r"Nothing parked")
     admin.shot("replayed")
+
+
+def test_a_ledger_order_explains_why_it_was_credited(admin: Admin) -> None:
+    from tests.browser.test_pages import first_id
+
+    page = admin.open(f"/app/ambassadors/{first_id(admin, 'ambassador')}")
+    admin.wait_text("#ledger-rows", r"commission")
+    button = page.locator("#ledger-rows button[aria-expanded]").first
+    button.click()
+    admin.wait_text("#ledger-rows tr.explanation", r"Credited by the rule")
+    assert button.get_attribute("aria-expanded") == "true"
+    text = page.locator("#ledger-rows tr.explanation").inner_text()
+    assert "Revenue credited" in text and "reward" in text
+    admin.shot("explained")
+    button.click()  # and closed again
+    assert page.locator("#ledger-rows tr.explanation").count() == 0

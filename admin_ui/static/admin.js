@@ -1175,12 +1175,14 @@ async function pageTiers() {
 // --- Salesforce ----------------------------------------------------------------------------
 
 async function pageSalesforce() {
+  let state = null; // the last GET /salesforce
   const STATES = {
     not_connected: "Not connected", connected: "Connected",
     needs_reconnect: "Needs reconnecting", disconnected: "Disconnected",
   };
   async function reload() {
     const s = await api("GET", "/salesforce");
+    state = s;
     setText("#sf-status", STATES[s.status] || s.status);
     setText("#sf-org", s.instance_url ? `${s.instance_url} (${s.org_id || "?"})` : null);
     setText("#sf-connected", s.connected_at ? when(s.connected_at) : null);
@@ -1242,10 +1244,29 @@ async function pageSalesforce() {
     }
     await reload();
   }));
+  // The sync runs in the background: follow it live until its outcome is recorded.
   $("#sf-sync").addEventListener("click", () => run(async () => {
-    await api("POST", "/salesforce/sync");
-    say("Sync queued.");
-    await reload();
+    const before = state ? state.last_sync_at : null;
+    const button = $("#sf-sync");
+    button.disabled = true;
+    try {
+      await api("POST", "/salesforce/sync");
+      say("Sync queued…");
+      for (let i = 0; i < 120; i += 1) {
+        await reload();
+        const r = state.records || {};
+        if (state.last_sync_at && state.last_sync_at !== before) {
+          const last = state.last_sync || {};
+          say(`Sync finished (${last.status || "done"}): ${last.written || 0} written, ${last.parked || 0} parked.`);
+          return;
+        }
+        say(`Syncing… ${r.synced || 0} ambassadors synced so far, ${r.retry || 0} waiting for a retry.`);
+        await sleep(i < 10 ? 1000 : 3000);
+      }
+      say("The sync goes on in the background; this page shows its outcome when you come back.");
+    } finally {
+      button.disabled = false;
+    }
   }));
   $("#sf-retry").addEventListener("click", () => run(async () => {
     const { retried } = await api("POST", "/salesforce/retry");

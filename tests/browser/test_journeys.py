@@ -132,3 +132,13 @@ def test_a_ledger_order_explains_why_it_was_credited(admin: Admin) -> None:
     admin.shot("explained")
     button.click()  # and closed again
     assert page.locator("#ledger-rows tr.explanation").count() == 0
+
+
+def test_a_salesforce_sync_is_followed_live_until_it_finishes(admin: Admin) -> None:
+    page = admin.open("/app/salesforce")
+    admin.wait_text("#sf-status", r"^Connected$")
+    page.locator("#sf-sync").click()
+    admin.wait_text("#ac-status", r"Sync finished \((done|nothing_to_do)\)")
+    assert page.locator("#sf-sync").is_enabled()
+    assert admin.error_banner() == ""
+    admin.shot("synced")

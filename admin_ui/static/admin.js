@@ -558,6 +558,30 @@ async function pageAmbassadors() {
     });
   }
 
+  // Set one tier (locked, so the automatic evaluation leaves it) on every selected ambassador.
+  $("#bulk-tier-apply").addEventListener("click", async () => {
+    const ids = selectedIds();
+    if (!ids.length) return showError("Select at least one ambassador first.");
+    const select = $("#bulk-tier");
+    const tierId = select.value ? Number(select.value) : null;
+    const tierName = select.selectedOptions[0] ? select.selectedOptions[0].textContent : "No tier";
+    const reason = $("#bulk-reason").value.trim() || null;
+    const failures = [];
+    clearError();
+    for (const [index, id] of ids.entries()) {
+      say(`Setting the tier ${index + 1} of ${ids.length}…`);
+      try {
+        await api("POST", `/ambassadors/${id}/tier`, { json: { tier_id: tierId, reason, locked: tierId !== null } });
+      } catch (error) {
+        const who = rows.find((a) => a.id === id);
+        failures.push(`${who ? personName(who) : `#${id}`}: ${error.message}`);
+      }
+    }
+    say(`${ids.length - failures.length} of ${ids.length} now in ${tierName}.`);
+    if (failures.length) showError(`Not changed: ${failures.join("; ")}`);
+    return load();
+  });
+
   $("#ac-export").addEventListener("click", () => {
     const ids = new Set(selectedIds());
     const chosen = ids.size ? rows.filter((a) => ids.has(a.id)) : rows;
@@ -576,6 +600,7 @@ async function pageAmbassadors() {
     const initial = tierSelect.dataset.initial;
     const match = tiers.find((t) => String(t.id) === initial || t.name === initial);
     tierOptions(tierSelect, tiers, match ? match.id : undefined);
+    tierOptions($("#bulk-tier"), tiers);
   }
   await load();
 }

@@ -142,3 +142,19 @@ def test_a_salesforce_sync_is_followed_live_until_it_finishes(admin: Admin) -> N
     assert page.locator("#sf-sync").is_enabled()
     assert admin.error_banner() == ""
     admin.shot("synced")
+
+
+def test_bulk_set_a_tier_on_selected_ambassadors(admin: Admin) -> None:
+    page = admin.open("/app/ambassadors", status="active")
+    admin.wait_text("#ac-rows", r"[A-Z0-9]{4,}")
+    boxes = page.locator("#ac-rows input[data-id]")
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    page.select_option("#bulk-tier", label="Macro")
+    page.locator("#bulk-tier-apply").click()
+    admin.wait_text("#ac-status", r"2 of 2 now in Macro")
+    admin.wait_text("#ac-rows tr:nth-child(2)", r"Macro")
+    for i in range(2):
+        assert page.locator("#ac-rows tr").nth(i).locator("td").nth(4).inner_text() == "Macro"
+    assert admin.error_banner() == ""
+    admin.shot("tier-set")

@@ -1,7 +1,8 @@
-"""``/api/v1/analytics/...`` (the dashboard's charts) and ``/api/v1/health/system`` (the
-system health page). Registered on the API blueprint; every figure is the signed-in shop's own,
-except the background queues' sizes, which are counts only (no job's content) and the same for
-every shop on this installation.
+"""``/api/v1/analytics/...`` (the dashboard's charts), ``/api/v1/health/system`` (the system
+health page) and ``/api/v1/ambassadors/{id}/salesforce`` (an ambassador's Contact sync).
+Registered on the API blueprint; every figure is the signed-in shop's own, except the
+background queues' sizes, which are counts only (no job's content) and the same for every
+shop on this installation.
 """
 
 from __future__ import annotations
@@ -155,6 +156,31 @@ def replay_delivery(delivery_id: int) -> Any:
     if not inbox_service.replay_delivery(c.uow(), c.jobs, g.shop.domain, delivery_id):
         raise ApiError(404, "not_found", "no parked delivery with this id")
     return jsonify({"id": delivery_id, "replayed": True})
+
+
+@bp.get("/ambassadors/<int:ambassador_id>/salesforce")
+def ambassador_salesforce(ambassador_id: int) -> Any:
+    """The ambassador's Contact in Salesforce: ``state`` synced, retry, parked, or not_synced
+    (never written yet), the Contact id, when it was last written, the last error."""
+    c = container()
+    with c.uow() as uow:
+        if uow.ambassadors.get(g.shop.id, ambassador_id) is None:
+            raise ApiError(404, "not_found", "no such ambassador")
+    with c.engine.connect() as conn:
+        link = analytics.contact_sync(conn, g.shop.id, ambassador_id)
+    if link is None:
+        return jsonify({"state": "not_synced", "contact_id": None, "synced_at": None,
+                        "error_code": None, "error_message": None, "retry_at": None,
+                        "note": None})
+    return jsonify({
+        "state": link.state,
+        "contact_id": link.contact_id,
+        "synced_at": _iso(link.synced_at),
+        "error_code": link.error_code,
+        "error_message": link.error_message,
+        "retry_at": _iso(link.retry_at),
+        "note": link.note,
+    })
 
 
 def _queues(c: Any) -> dict[str, Any]:

@@ -787,6 +787,22 @@ def openapi_document() -> dict[str, Any]:
                     },
                 }
             },
+            "/ambassadors/{ambassador_id}/salesforce": {
+                "get": _op(
+                    "The ambassador's Salesforce Contact: sync state, Contact id, last error",
+                    _json({"type": "object", "properties": {
+                        "state": {"type": "string",
+                                  "enum": ["synced", "retry", "parked", "not_synced"]},
+                        "contact_id": {"type": "string", "nullable": True},
+                        "synced_at": _TS,
+                        "error_code": {"type": "string", "nullable": True},
+                        "error_message": {"type": "string", "nullable": True},
+                        "retry_at": _TS,
+                        "note": {"type": "string", "nullable": True},
+                    }}),
+                    params=[_path_id("ambassador_id")],
+                )
+            },
             "/analytics/timeseries": {
                 "get": _op(
                     "Orders credited to ambassadors and revenue credited per UTC day "

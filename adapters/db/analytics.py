@@ -18,6 +18,7 @@ from adapters.db.tables import (
     ambassador_stats,
     ambassadors,
     order_attributions,
+    salesforce_contacts,
     tiers,
     webhook_deliveries,
 )
@@ -135,3 +136,25 @@ def failed_deliveries(
         .limit(limit)
     )
     return [FailedDelivery(r[0], r[1], r[2], int(r[3] or 0), r[4], r[5]) for r in rows]
+
+
+@dataclass(frozen=True)
+class ContactSync:
+    state: str  # synced | retry | parked
+    contact_id: str | None
+    synced_at: datetime | None
+    error_code: str | None
+    error_message: str | None
+    retry_at: datetime | None
+    note: str | None
+
+
+def contact_sync(conn: sa.Connection, shop_id: int, ambassador_id: int) -> ContactSync | None:
+    """The ambassador's Salesforce Contact link and its last outcome; None: never synced."""
+    t = salesforce_contacts.c
+    row = conn.execute(
+        sa.select(t.state, t.contact_id, t.synced_at, t.error_code, t.error_message, t.retry_at,
+                  t.note)
+        .where(t.shop_id == shop_id, t.ambassador_id == ambassador_id)
+    ).first()
+    return ContactSync(*row) if row else None

@@ -738,11 +738,23 @@ async function pageAmbassador() {
 
   $("#ledger-more").addEventListener("click", () => loadLedger(true));
 
+  async function loadCrm() {
+    const x = await run(() => api("GET", `/ambassadors/${id}/salesforce`));
+    if (!x) return setText("#crm-state", "Could not load the Salesforce state.");
+    const STATES = { synced: "synced", retry: "waiting for a retry", parked: "parked (needs attention)", not_synced: "not written yet" };
+    fill($("#crm-state"), badge(x.state === "not_synced" ? "pending" : x.state === "retry" ? "pending" : x.state === "parked" ? "failed" : x.state),
+      ` ${STATES[x.state] || x.state}${x.retry_at ? `, next try ${when(x.retry_at)}` : ""}`);
+    setText("#crm-contact", x.contact_id);
+    setText("#crm-synced", x.synced_at ? when(x.synced_at) : null);
+    setText("#crm-error", x.error_code ? `${x.error_code}: ${x.error_message || ""}` : x.note);
+    return undefined;
+  }
+
   const tiers = await run(loadTiers);
   if (tiers) tierOptions($("#tier-select"), tiers);
   const a = await run(() => api("GET", `/ambassadors/${id}`));
   if (a) render(a);
-  await Promise.all([loadHistory(), loadLedger(false)]);
+  await Promise.all([loadHistory(), loadLedger(false), loadCrm()]);
 }
 
 // --- find ambassadors ----------------------------------------------------------------------

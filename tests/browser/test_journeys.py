@@ -158,3 +158,13 @@ def test_bulk_set_a_tier_on_selected_ambassadors(admin: Admin) -> None:
         assert page.locator("#ac-rows tr").nth(i).locator("td").nth(4).inner_text() == "Macro"
     assert admin.error_banner() == ""
     admin.shot("tier-set")
+
+
+def test_the_ambassador_page_shows_their_salesforce_contact(admin: Admin) -> None:
+    from tests.browser.test_pages import first_id
+
+    admin.open(f"/app/ambassadors/{first_id(admin, 'ambassador')}")
+    admin.wait_text("#crm-state", r"synced")
+    assert re.fullmatch(r"003\w{12,15}", admin.wait_text("#crm-contact", r"\w"))
+    admin.wait_text("#crm-synced", r"\d")
+    admin.shot("salesforce-contact")

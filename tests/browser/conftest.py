@@ -48,9 +48,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def demo(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    """The demo system, once for the browser tests, on its own PostgreSQL database."""
+    """The demo system, once for the browser tests, on its own PostgreSQL database; stopped
+    (its periodic jobs too) before the rest of the suite runs."""
     from entrypoints.demo import run_demo
 
     name = f"ambassador_browser_{os.getpid()}"
@@ -71,12 +72,15 @@ def demo(pg_server_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     yield urls
     urls["stop"]()
     urls["container"].close()
+    from entrypoints import jobs
+
+    jobs.configure(None)  # the demo's app configured the job functions for this process
     with admin.connect() as conn:
         conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin.dispose()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Any]:
     if not os.access(CHROMIUM, os.X_OK):
         pytest.fail(

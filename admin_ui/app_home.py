@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, Response, current_app, redirect, render_template, request
@@ -86,7 +87,14 @@ def app_home() -> Any:
     assert shop.id is not None
     with current_app.extensions["ambassador"].uow() as uow:
         counts = uow.ambassadors.count_by_status(shop.id)
-    return embedded_page("app.html", shop, counts=counts)
+    return embedded_page("app.html", shop, counts=counts, chart_library=chart_library())
+
+
+def chart_library() -> bool:
+    """Whether ``scripts/build-assets`` put Chart.js in ``static/vendor/``. Without it the
+    dashboard shows its figures as tables (always on the page) and says so."""
+    static = current_app.static_folder
+    return static is not None and (Path(static) / "vendor" / "chart.umd.js").is_file()
 
 
 @bp.get("/app/patch-id-token")

@@ -421,6 +421,93 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
+_TIMESERIES: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "currency": {"type": "string", "nullable": True},
+        "days": {"type": "integer"},
+        "series": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "date": {"type": "string", "format": "date"},
+                    "orders": {"type": "integer"},
+                    "revenue": _MONEY,
+                },
+            },
+        },
+        "totals": {
+            "type": "object",
+            "properties": {"orders": {"type": "integer"}, "revenue": _MONEY},
+        },
+    },
+}
+
+_PROGRAM_FIGURES: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "currency": {"type": "string", "nullable": True},
+        "statuses": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "tiers": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "tier_id": {"type": "integer", "nullable": True},
+                    "name": {"type": "string"},
+                    "ambassadors": {"type": "integer"},
+                },
+            },
+        },
+        "top": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "first_name": {"type": "string"},
+                    "last_name": {"type": "string"},
+                    "email": {"type": "string"},
+                    "code": {"type": "string", "nullable": True},
+                    "orders": {"type": "integer"},
+                    "revenue": _MONEY,
+                    "currency": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+_SYSTEM_HEALTH: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "inbox": {"type": "object"},
+        "failed_deliveries": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "id": {"type": "integer"},
+                    "topic": {"type": "string"},
+                    "webhook_id": {"type": "string"},
+                    "attempts": {"type": "integer"},
+                    "last_error": {"type": "string", "nullable": True},
+                    "received_at": _TS,
+                },
+            },
+        },
+        "jobs": {
+            "type": "object",
+            "properties": {
+                "mode": {"type": "string", "enum": ["rq", "in-process", "unavailable"]},
+                "queues": {"type": "array", "items": {"type": "object"}},
+            },
+        },
+    },
+}
+
+
 def openapi_document() -> dict[str, Any]:
     from admin_ui.openapi_payouts import payout_paths  # it builds on the helpers above
 
@@ -682,6 +769,58 @@ def openapi_document() -> dict[str, Any]:
                 "get": _op(
                     "Webhook intake health: inbox backlog, lag, and what reconciliation found",
                     _json(_ref("WebhookHealth")),
+                )
+            },
+            "/health/system": {
+                "get": _op(
+                    "System health: the shop's webhook backlog and parked deliveries, and the "
+                    "background queues (counts only)",
+                    _json(_SYSTEM_HEALTH),
+                )
+            },
+            "/health/deliveries/{delivery_id}/replay": {
+                "post": {
+                    "summary": "Try a parked webhook delivery again, with fresh attempts",
+                    "parameters": [_path_id("delivery_id")],
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {
+                            "id": {"type": "integer"}, "replayed": {"type": "boolean"}}}),
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/ambassadors/{ambassador_id}/salesforce": {
+                "get": _op(
+                    "The ambassador's Salesforce Contact: sync state, Contact id, last error",
+                    _json({"type": "object", "properties": {
+                        "state": {"type": "string",
+                                  "enum": ["synced", "retry", "parked", "not_synced"]},
+                        "contact_id": {"type": "string", "nullable": True},
+                        "synced_at": _TS,
+                        "error_code": {"type": "string", "nullable": True},
+                        "error_message": {"type": "string", "nullable": True},
+                        "retry_at": _TS,
+                        "note": {"type": "string", "nullable": True},
+                    }}),
+                    params=[_path_id("ambassador_id")],
+                )
+            },
+            "/analytics/timeseries": {
+                "get": _op(
+                    "Orders credited to ambassadors and revenue credited per UTC day "
+                    "(every day of the range present)",
+                    _json(_TIMESERIES),
+                    params=[_query("days", "days back, today included (1-366, default 30)",
+                                   {"type": "integer", "minimum": 1, "maximum": 366})],
+                )
+            },
+            "/analytics/program": {
+                "get": _op(
+                    "Ambassadors by status, active ambassadors by tier, top ambassadors by "
+                    "credited revenue",
+                    _json(_PROGRAM_FIGURES),
+                    params=[_query("limit", "how many top ambassadors (1-50, default 10)",
+                                   {"type": "integer", "minimum": 1, "maximum": 50})],
                 )
             },
             "/tiers/preview": {

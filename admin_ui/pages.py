@@ -101,3 +101,10 @@ def salesforce() -> Any:
 def payouts() -> Any:
     """Payouts: what is owed by form, runs and batches (cash files), failures with replay."""
     return _render("admin/payouts.html", "payouts")
+
+
+@bp.get("/health")
+def health() -> Any:
+    """System health: webhook lag and backlog, parked deliveries, reconciliation findings,
+    background queues, the Salesforce API budget; refreshed live while open."""
+    return _render("admin/health.html", "health")

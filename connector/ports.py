@@ -114,6 +114,11 @@ class InboxRepository(Protocol):
 
     def has_claimable(self, now: datetime) -> bool: ...
 
+    def replay(self, shop_domain: str, delivery_id: int) -> bool:
+        """Put a parked (failed) delivery of this shop back in line with fresh attempts; its
+        last error stays until it is applied. False (nothing changed) for any other row."""
+        ...
+
     def stats(self, now: datetime, shop_domain: str | None = None) -> InboxStats: ...
 
     def for_customer(

@@ -45,9 +45,11 @@ def run_demo(
     instance: Path | None = None,
     serve_forever: bool = True,
     keep_running: bool = False,
+    database_url: str | None = None,
 ) -> dict[str, Any]:
     """Start everything; block until Ctrl-C when ``serve_forever``. With ``keep_running`` (tests)
-    the servers stay up and ``urls["stop"]()`` stops them."""
+    the servers stay up and ``urls["stop"]()`` stops them. ``database_url`` (tests: a fresh
+    PostgreSQL database) replaces the SQLite file."""
     from adapters.salesforce.emulator import SalesforceEmulator
     from adapters.salesforce.emulator import serve_in_thread as serve_salesforce
     from adapters.shopify.emulator import ShopifyEmulator, serve_in_thread
@@ -72,7 +74,7 @@ def run_demo(
         {
             "AMBASSADOR_DEMO": "1",
             "APP_ENV": "development",
-            "DATABASE_URL": f"sqlite:///{instance / 'demo.sqlite3'}",
+            "DATABASE_URL": database_url or f"sqlite:///{instance / 'demo.sqlite3'}",
             "INSTANCE_PATH": str(instance),
             "APP_URL": app_url,
             "SHOPIFY_API_KEY": api_key,
@@ -128,11 +130,18 @@ def run_demo(
             )
     app.extensions["ambassador"].jobs.join()
     contacts = _connect_salesforce(app, app_url, salesforce_org, people, rng)
+    _tiers(app)
+    _referred_orders(app, emulator, rng)
+    _applications(app, rng)
     delivered = _seed_payouts(app, emulator, rng)
 
     urls: dict[str, Any] = {
         "salesforce": salesforce_url,
         "salesforce_org": salesforce_org,
+        "shopify_emulator": emulator,
+        "emulator_url": emulator_url,
+        "container": app.extensions["ambassador"],
+        "app_url": app_url,
         "admin": f"{app_url}/demo",
         "api_openapi": f"{app_url}/api/v1/openapi.json",
         "health": f"{app_url}/healthz",
@@ -152,6 +161,7 @@ def run_demo(
 
     def stop() -> None:
         server.shutdown()
+        app.extensions["ambassador"].jobs.close()
         emulator_server.shutdown()
         salesforce_server.shutdown()
 
@@ -196,7 +206,7 @@ def _seed_payouts(app: Any, emulator: Any, rng: random.Random) -> int:
     click.echo("==> friends buy with ambassador codes; a payout run delivers the rewards")
     for n, ambassador in enumerate(enrolled[:4]):
         title, price = rng.choice(PRODUCTS)
-        emulator.checkout(DEMO_SHOP, customer_email=f"friend.{n}@example.com",
+        emulator.checkout(DEMO_SHOP, customer_email=f"payout.friend.{n}@example.com",
                           discount_codes=[ambassador.code],
                           line_items=[{"title": title, "price": price, "quantity": 2}])
     c.jobs.join()
@@ -232,7 +242,80 @@ def _connect_salesforce(
             ambassadors.enrol(c.uow(), c.jobs, c.clock, shop, email=person["email"],
                               first_name=person.get("first_name") or "",
                               last_name=person.get("last_name") or "",
-                              customer_id=person["id"], source="demo")
+                              customer_id=int(person["id"]), source="demo")
     c.jobs.join()
     salesforce.sync(c.uow, c.salesforce, c.clock, DEMO_SHOP)  # anything the queue coalesced
     return sum(1 for contact in org.contacts() if contact.get("Ambassador_Id__c"))
+
+
+TIERS = [
+    {"name": "Micro", "position": 1, "commission_rate": "10", "perks": ["Early access"]},
+    {"name": "Macro", "position": 2, "commission_rate": "12.5", "min_revenue": "150",
+     "perks": ["Early access", "Free product each season"]},
+    {"name": "Top", "position": 3, "commission_rate": "15", "min_revenue": "400",
+     "min_orders": 3, "perks": ["Early access", "Free product each season", "VIP events"]},
+]
+
+
+def _tiers(app: Any) -> None:
+    """Micro, Macro and Top, by results over the tier window (the tiers page and the
+    dashboard's tier chart)."""
+    from connector.services import program
+
+    c = app.extensions["ambassador"]
+    with c.uow() as uow:
+        shop = uow.shops.get(DEMO_SHOP)
+    for data in TIERS:
+        program.save_tier(c.uow(), shop, program.parse_tier(data))
+
+
+def _referred_orders(app: Any, emulator: Any, rng: random.Random) -> None:
+    """Friends of the ambassadors buy with their codes (signed webhooks again), so the
+    dashboard's charts and the ambassadors' ledgers have something to show."""
+    from connector.services import tiers
+
+    c = app.extensions["ambassador"]
+    with c.uow() as uow:
+        shop = uow.shops.get(DEMO_SHOP)
+        assert shop is not None and shop.id is not None
+        codes = [a.code for a in uow.ambassadors.issued_codes(shop.id) if a.code]
+    friend = 0
+    for code in codes[:4]:
+        for _ in range(rng.randint(1, 3)):
+            friend += 1  # a new buyer each time: the code is once per customer
+            title, price = rng.choice(PRODUCTS)
+            emulator.checkout(
+                DEMO_SHOP,
+                customer_email=f"friend.{friend}@example.com",
+                line_items=[{"title": title, "price": price, "quantity": rng.randint(1, 2)}],
+                discount_codes=[code],
+            )
+    c.jobs.join()
+    tiers.evaluate_tiers(c.uow, c.clock, DEMO_SHOP)
+
+
+APPLICANTS = [
+    ("Priya", "Raman", "I run a trail-running club of 40 people and we all wear your shoes.",
+     "https://instagram.com/priya.runs"),
+    ("Jonas", "Berg", "Your rain shell survived a week on the Kungsleden; I post gear reviews.",
+     "https://youtube.com/@jonasoutdoors"),
+    ("Amara", "Diallo", "I teach hiking for beginners and recommend kit every weekend.", ""),
+]
+
+
+def _applications(app: Any, rng: random.Random) -> None:
+    """A few storefront applications waiting for the merchant's review (the core path the app
+    proxy form takes, without a signed-in customer)."""
+    from connector.services import applications
+
+    c = app.extensions["ambassador"]
+    with c.uow() as uow:
+        shop = uow.shops.get(DEMO_SHOP)
+    for first, last, why, audience in APPLICANTS:
+        form = applications.ApplicationForm(
+            first_name=first, last_name=last, email=f"{first}.{last}@example.com".lower(),
+            answers={"why": why, "audience": audience}, social={},
+        )
+        applications.submit(c.uow(), c.jobs, c.clock, shop, form, customer_id=None,
+                            find_customer=lambda _id: None, client_hash=None)
+    c.jobs.join()

@@ -13,6 +13,7 @@ from flask import Flask, jsonify, request
 from werkzeug.routing import IntegerConverter
 
 # Imported for their side effect: each registers its routes on the API blueprint.
+import admin_ui.api_analytics
 import admin_ui.api_applications
 import admin_ui.api_health
 import admin_ui.api_ledger

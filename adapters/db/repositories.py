@@ -277,6 +277,19 @@ class SqlAlchemyInboxRepository:
             .values(status=status.value, locked_until=retry_at, last_error=error)
         )
 
+    def replay(self, shop_domain: str, delivery_id: int) -> bool:
+        t = webhook_deliveries.c
+        result = self._conn.execute(
+            sa.update(webhook_deliveries)
+            .where(
+                t.id == delivery_id,
+                t.shop_domain == shop_domain,
+                t.status == DeliveryStatus.FAILED.value,
+            )
+            .values(status=DeliveryStatus.PENDING.value, attempts=0, locked_until=None)
+        )
+        return bool(result.rowcount)
+
     def has_claimable(self, now: datetime) -> bool:
         t = webhook_deliveries.c
         return (

@@ -12,7 +12,6 @@ import importlib
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -34,6 +33,7 @@ class InProcessJobQueue:
         self._lock = threading.Lock()
         self._work: queue.Queue[tuple[Job, tuple[Any, ...]] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
+        self._stopped = threading.Event()
         self.history: list[tuple[Job, tuple[Any, ...]]] = []
 
     def enqueue(self, job: Job, *args: Any, job_id: str | None = None) -> None:
@@ -78,14 +78,21 @@ class InProcessJobQueue:
         """Run the periodic jobs (every N seconds) on a timer thread, as the RQ cron does."""
 
         def tick(job: Job, every: int) -> None:
-            while True:
-                time.sleep(every)
+            while not self._stopped.wait(every):
                 self.enqueue(job)
 
         for job, every in schedule.items():
             threading.Thread(
                 target=tick, args=(job, every), name=f"cron-{job}", daemon=True
             ).start()
+
+    def close(self) -> None:
+        """Stop the periodic jobs, and the worker thread once the jobs already queued ran (a
+        stopped demo must not go on sweeping a database that is gone)."""
+        self._stopped.set()
+        with self._lock:
+            if self._thread is not None and self._thread.is_alive():
+                self._work.put(None)
 
     def join(self, timeout: float = 10.0) -> None:
         """Wait until every queued job has run (tests, demo shutdown)."""

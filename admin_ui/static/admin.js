@@ -252,12 +252,192 @@ function tierOptions(select, tiers, selected) {
 
 // --- dashboard -----------------------------------------------------------------------------
 
+// Chart.js (npm, built by scripts/build-assets into static/vendor/) draws; every chart also has
+// its figures as a table in a <details> below it and a one-line summary as its caption and its
+// canvas's accessible name. Without the library (not built, or blocked) the tables open instead.
+const CHART_COLOURS = ["#005bd3", "#0c5132", "#8e1f0b", "#5e4200", "#6b21a8", "#303030", "#00527c"];
+const charts = new Map();
+
+function chartLibrary() {
+  const Chart = window.Chart;
+  if (!Chart) return null;
+  Chart.defaults.color = "#303030";
+  Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
+  Chart.defaults.animation = false; // no motion: figures appear at once (and tests see them)
+  return Chart;
+}
+
+// Draws (or redraws) chart `key` with `config`, names it with `summary`, fills its table.
+function showChart(key, config, summary, rows) {
+  setText(`#${key}-summary`, summary);
+  const canvas = $(`#chart-${key}`);
+  canvas.setAttribute("aria-label", summary);
+  const tbody = $(`#${key}-rows`);
+  const heads = $$("th", tbody.closest("table"));
+  if (rows.length) {
+    fill(tbody, ...rows.map((cells) => el("tr", {}, ...cells.map((cell, i) => el("td",
+      { class: heads[i] && heads[i].classList.contains("num") ? "num" : null }, cell)))));
+  } else {
+    rowMessage(tbody, heads.length, "Nothing to show yet.");
+  }
+  const Chart = chartLibrary();
+  const box = canvas.parentElement;
+  if (!Chart) {
+    box.hidden = true;
+    $(`#${key}-details`).open = true;
+    return;
+  }
+  if (charts.has(key)) charts.get(key).destroy();
+  if (!rows.length) {
+    box.hidden = true;
+    return;
+  }
+  box.hidden = false;
+  charts.set(key, new Chart(canvas, { ...config, options: { maintainAspectRatio: false, responsive: true, ...config.options } }));
+}
+
+async function dashboardCharts() {
+  const [series, program] = await Promise.all([
+    api("GET", "/analytics/timeseries?days=30"),
+    api("GET", "/analytics/program"),
+  ]);
+  const currency = series.currency || "";
+  const s = program.statuses;
+  const everyone = Object.values(s).reduce((a, b) => a + b, 0);
+  $("#ac-empty").hidden = everyone > 0;
+  setText("#kpi-orders", series.totals.orders);
+  setText("#kpi-revenue", money(series.totals.revenue, currency));
+  setText("#kpi-active", s.active);
+
+  const labels = series.series.map((d) => d.date.slice(5));
+  const busiest = series.series.reduce((best, d) => (Number(d.revenue) > Number(best.revenue) ? d : best), series.series[0]);
+  showChart("trend", {
+    data: {
+      labels,
+      datasets: [
+        { type: "bar", label: `Revenue (${currency})`, data: series.series.map((d) => Number(d.revenue)), backgroundColor: CHART_COLOURS[0], yAxisID: "revenue" },
+        { type: "line", label: "Orders", data: series.series.map((d) => d.orders), borderColor: CHART_COLOURS[1], backgroundColor: CHART_COLOURS[1], yAxisID: "orders", pointRadius: 3 },
+      ],
+    },
+    options: {
+      interaction: { mode: "index", intersect: false },
+      scales: {
+        revenue: { position: "left", beginAtZero: true, title: { display: true, text: `Revenue (${currency})` } },
+        orders: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false }, ticks: { precision: 0 }, title: { display: true, text: "Orders" } },
+      },
+    },
+  }, series.totals.orders
+    ? `${series.totals.orders} orders and ${money(series.totals.revenue, currency)} credited to ambassadors in the last ${series.days} days; the best day was ${busiest.date} with ${money(busiest.revenue, currency)}.`
+    : `No orders credited to ambassadors in the last ${series.days} days yet.`,
+  series.totals.orders ? series.series.filter((d) => d.orders || Number(d.revenue)).map((d) => [d.date, String(d.orders), money(d.revenue, currency)]) : []);
+
+  const tiers = program.tiers;
+  showChart("tiers", {
+    type: "doughnut",
+    data: { labels: tiers.map((t) => t.name), datasets: [{ data: tiers.map((t) => t.ambassadors), backgroundColor: tiers.map((_, i) => CHART_COLOURS[i % CHART_COLOURS.length]) }] },
+    options: { plugins: { legend: { position: "right" } } },
+  }, tiers.length
+    ? `Active ambassadors by tier: ${tiers.map((t) => `${t.name} ${t.ambassadors}`).join(", ")}.`
+    : "No active ambassadors yet.",
+  tiers.map((t) => [t.name, String(t.ambassadors)]));
+
+  const top = program.top;
+  showChart("top", {
+    type: "bar",
+    data: { labels: top.map((a) => personName(a)), datasets: [{ label: `Revenue credited (${currency})`, data: top.map((a) => Number(a.revenue)), backgroundColor: CHART_COLOURS[0] }] },
+    options: { indexAxis: "y", plugins: { legend: { display: false } }, scales: { x: { beginAtZero: true, title: { display: true, text: `Revenue (${currency})` } } } },
+  }, top.length
+    ? `Top ambassadors: ${top.slice(0, 3).map((a) => `${personName(a)} ${money(a.revenue, a.currency)}`).join(", ")}${top.length > 3 ? ` and ${top.length - 3} more` : ""}.`
+    : "No ambassador has brought an order yet.",
+  top.map((a) => [ambassadorLink(a.id, personName(a)), a.code || "—", String(a.orders), money(a.revenue, a.currency)]));
+}
+
 async function pageDashboard() {
-  const shop = await api("GET", "/shop");
-  const w = shop.webhooks;
-  setText("#ac-intake", w.failed
-    ? `${w.failed} failed, ${w.pending} waiting`
-    : `healthy (${w.pending} waiting${w.last_received_at ? `, last received ${when(w.last_received_at)}` : ""})`);
+  const intake = (async () => {
+    const shop = await api("GET", "/shop");
+    const w = shop.webhooks;
+    setText("#ac-intake", w.failed
+      ? `${w.failed} failed, ${w.pending} waiting`
+      : `healthy (${w.pending} waiting${w.last_received_at ? `, last received ${when(w.last_received_at)}` : ""})`);
+  })();
+  const figures = dashboardCharts().catch((error) => {
+    for (const key of ["trend", "tiers", "top"]) {
+      setText(`#${key}-summary`, "The figures could not be loaded.");
+      rowMessage($(`#${key}-rows`), $$("th", $(`#${key}-rows`).closest("table")).length, "Could not load.");
+    }
+    throw error;
+  });
+  await Promise.all([intake, figures]);
+}
+
+// --- system health -------------------------------------------------------------------------
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "—";
+  const s = Number(seconds);
+  if (s < 1) return `${Math.round(s * 1000)} ms`;
+  if (s < 120) return `${s.toFixed(1)} s`;
+  if (s < 7200) return `${Math.round(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+async function pageHealth() {
+  async function reload() {
+    const [webhooks, system, sf] = await Promise.all([
+      api("GET", "/health/webhooks"),
+      api("GET", "/health/system"),
+      api("GET", "/salesforce"),
+    ]);
+    const i = webhooks.inbox;
+    setText("#h-pending", i.pending);
+    setText("#h-processing", i.processing);
+    fill($("#h-failed"), i.failed ? badge("failed") : null, ` ${i.failed}`);
+    setText("#h-oldest", i.oldest_pending_age_seconds === null ? "none waiting" : `${duration(i.oldest_pending_age_seconds)} ago`);
+    setText("#h-last", when(i.last_received_at));
+    const lag = webhooks.lag;
+    setText("#h-lag", lag.deliveries ? `${duration(lag.p50_seconds)} / ${duration(lag.max_seconds)} over ${lag.deliveries} deliveries` : "no deliveries in the last 24 hours");
+    const r = webhooks.reconciliation;
+    const last = r.last_run;
+    setText("#h-run", last ? `${last.status}, ${when(last.finished_at || last.started_at)}${last.error ? `: ${last.error}` : ""}` : "not run yet");
+    setText("#h-seen", last ? `${last.seen} (${last.applied} applied, ${last.errors} errors)` : null);
+    setText("#h-found", last ? last.found_only_by_reconciliation : null);
+    setText("#h-found7", r.found_only_by_reconciliation_7d);
+    setText("#h-through", when(r.complete_through));
+
+    const jobs = system.jobs;
+    setText("#h-jobs-mode", { rq: "Redis queues (RQ) served by the worker processes.", "in-process": "Jobs run inside the web process (embedded mode: no Redis configured).", unavailable: "Redis did not answer: jobs wait until it is back." }[jobs.mode] || jobs.mode);
+    if (jobs.queues.length) {
+      fill($("#h-queues"), ...jobs.queues.map((q) => el("tr", {},
+        el("td", { text: q.name }), el("td", { class: "num", text: q.queued }),
+        el("td", { class: "num", text: q.started }), el("td", { class: "num", text: q.failed }))));
+    } else {
+      rowMessage($("#h-queues"), 4, "No queues to show.");
+    }
+    const parked = system.failed_deliveries;
+    if (parked.length) {
+      fill($("#h-parked"), ...parked.map((d) => el("tr", {},
+        el("td", { text: when(d.received_at) }), el("td", {}, el("code", { text: d.topic })),
+        el("td", { class: "num", text: d.attempts }), el("td", { text: d.last_error || "—" }),
+        el("td", {}, el("button", {
+          type: "button", class: "btn", text: "Try again", "aria-label": `Try the ${d.topic} delivery of ${when(d.received_at)} again`,
+          onclick: (event) => run(async () => {
+            event.currentTarget.disabled = true;
+            await api("POST", `/health/deliveries/${d.id}/replay`);
+            say(`The ${d.topic} delivery is back in line.`);
+            await reload();
+          }),
+        })))));
+    } else {
+      rowMessage($("#h-parked"), 5, "Nothing parked: every delivery was applied.");
+    }
+    const b = sf.budget || {};
+    setText("#h-sf-budget", sf.enabled === false ? "Salesforce is not configured."
+      : b.limit ? `${b.used} of ${b.limit} daily API calls used${b.paused ? `, paused until ${when(b.paused_until)}` : ""}` : "not connected, or no call made yet");
+    setText("#h-updated", `Updated ${new Date().toLocaleTimeString()}; refreshes every 15 seconds.`);
+  }
+  await reload();
+  // Live while the page is open and visible; a failed refresh shows its message and retries.
+  setInterval(() => { if (!document.hidden) run(reload); }, 15000);
 }
 
 // --- ambassadors ---------------------------------------------------------------------------
@@ -378,6 +558,30 @@ async function pageAmbassadors() {
     });
   }
 
+  // Set one tier (locked, so the automatic evaluation leaves it) on every selected ambassador.
+  $("#bulk-tier-apply").addEventListener("click", async () => {
+    const ids = selectedIds();
+    if (!ids.length) return showError("Select at least one ambassador first.");
+    const select = $("#bulk-tier");
+    const tierId = select.value ? Number(select.value) : null;
+    const tierName = select.selectedOptions[0] ? select.selectedOptions[0].textContent : "No tier";
+    const reason = $("#bulk-reason").value.trim() || null;
+    const failures = [];
+    clearError();
+    for (const [index, id] of ids.entries()) {
+      say(`Setting the tier ${index + 1} of ${ids.length}…`);
+      try {
+        await api("POST", `/ambassadors/${id}/tier`, { json: { tier_id: tierId, reason, locked: tierId !== null } });
+      } catch (error) {
+        const who = rows.find((a) => a.id === id);
+        failures.push(`${who ? personName(who) : `#${id}`}: ${error.message}`);
+      }
+    }
+    say(`${ids.length - failures.length} of ${ids.length} now in ${tierName}.`);
+    if (failures.length) showError(`Not changed: ${failures.join("; ")}`);
+    return load();
+  });
+
   $("#ac-export").addEventListener("click", () => {
     const ids = new Set(selectedIds());
     const chosen = ids.size ? rows.filter((a) => ids.has(a.id)) : rows;
@@ -396,6 +600,7 @@ async function pageAmbassadors() {
     const initial = tierSelect.dataset.initial;
     const match = tiers.find((t) => String(t.id) === initial || t.name === initial);
     tierOptions(tierSelect, tiers, match ? match.id : undefined);
+    tierOptions($("#bulk-tier"), tiers);
   }
   await load();
 }
@@ -457,7 +662,10 @@ async function pageAmbassador() {
     if (!data) return rowMessage(tbody, 5, "Could not load the ledger.");
     const rows = data.items.map((e) => el("tr", {},
       el("td", { text: when(e.created_at) }),
-      el("td", { text: e.order_id || "—" }),
+      el("td", {}, e.order_id ? el("button", {
+        type: "button", class: "btn btn-plain", text: String(e.order_id), "aria-expanded": "false",
+        "aria-label": `Order ${e.order_id}: why it was credited`, onclick: (event) => explainOrder(event.currentTarget, e.order_id),
+      }) : "—"),
       el("td", { text: e.kind.replace(/_/g, " ") }),
       el("td", { class: "num", text: money(e.amount, e.currency) }),
       el("td", { text: e.reason || "—" }),
@@ -475,6 +683,27 @@ async function pageAmbassador() {
     render(a);
     say(done(a));
     await loadHistory();
+  }
+
+  // The order's explanation record (rule, reason, every code considered) in a row below it.
+  async function explainOrder(button, orderId) {
+    const row = button.closest("tr");
+    const open = row.nextElementSibling && row.nextElementSibling.dataset.explains === String(orderId);
+    if (open) {
+      row.nextElementSibling.remove();
+      button.setAttribute("aria-expanded", "false");
+      return;
+    }
+    const x = await run(() => api("GET", `/orders/${encodeURIComponent(orderId)}/attribution`));
+    if (!x) return;
+    const candidates = x.candidates.map((c) => el("li", {},
+      el("code", { text: c.code || "—" }), ` (${c.discount} ${x.currency} off): ${c.verdict.replace(/_/g, " ")} — ${c.explanation}`));
+    const detail = el("tr", { "data-explains": String(orderId), class: "explanation" }, el("td", { colspan: 5 },
+      el("p", { text: `${x.credited ? "Credited" : "Not credited"} by the rule “${x.rule}”: ${x.explanation}` }),
+      el("p", { text: `Revenue credited ${money(x.revenue, x.currency)}, reward ${money(x.reward, x.currency)}${x.rate ? ` at ${trimDecimal(x.rate)}%` : ""}${x.cancelled ? "; the order was cancelled" : ""}.` }),
+      candidates.length ? el("ul", {}, ...candidates) : null));
+    row.after(detail);
+    button.setAttribute("aria-expanded", "true");
   }
 
   const codeForm = $("#code-form");
@@ -509,6 +738,18 @@ async function pageAmbassador() {
 
   $("#ledger-more").addEventListener("click", () => loadLedger(true));
 
+  async function loadCrm() {
+    const x = await run(() => api("GET", `/ambassadors/${id}/salesforce`));
+    if (!x) return setText("#crm-state", "Could not load the Salesforce state.");
+    const STATES = { synced: "synced", retry: "waiting for a retry", parked: "parked (needs attention)", not_synced: "not written yet" };
+    fill($("#crm-state"), badge(x.state === "not_synced" ? "pending" : x.state === "retry" ? "pending" : x.state === "parked" ? "failed" : x.state),
+      ` ${STATES[x.state] || x.state}${x.retry_at ? `, next try ${when(x.retry_at)}` : ""}`);
+    setText("#crm-contact", x.contact_id);
+    setText("#crm-synced", x.synced_at ? when(x.synced_at) : null);
+    setText("#crm-error", x.error_code ? `${x.error_code}: ${x.error_message || ""}` : x.note);
+    return undefined;
+  }
+
   const tiers = await run(loadTiers);
   if (tiers) tierOptions($("#tier-select"), tiers);
   const a = await run(() => api("GET", `/ambassadors/${id}`));
@@ -531,7 +772,7 @@ async function pageAmbassador() {
       rowMessage($("#r-payouts"), 5, "No payouts yet.");
     }
   }
-  await Promise.all([loadHistory(), loadLedger(false), loadRewards()]);
+  await Promise.all([loadHistory(), loadLedger(false), loadRewards(), loadCrm()]);
 }
 
 // --- find ambassadors ----------------------------------------------------------------------
@@ -989,12 +1230,14 @@ async function pageTiers() {
 // --- Salesforce ----------------------------------------------------------------------------
 
 async function pageSalesforce() {
+  let state = null; // the last GET /salesforce
   const STATES = {
     not_connected: "Not connected", connected: "Connected",
     needs_reconnect: "Needs reconnecting", disconnected: "Disconnected",
   };
   async function reload() {
     const s = await api("GET", "/salesforce");
+    state = s;
     setText("#sf-status", STATES[s.status] || s.status);
     setText("#sf-org", s.instance_url ? `${s.instance_url} (${s.org_id || "?"})` : null);
     setText("#sf-connected", s.connected_at ? when(s.connected_at) : null);
@@ -1056,10 +1299,29 @@ async function pageSalesforce() {
     }
     await reload();
   }));
+  // The sync runs in the background: follow it live until its outcome is recorded.
   $("#sf-sync").addEventListener("click", () => run(async () => {
-    await api("POST", "/salesforce/sync");
-    say("Sync queued.");
-    await reload();
+    const before = state ? state.last_sync_at : null;
+    const button = $("#sf-sync");
+    button.disabled = true;
+    try {
+      await api("POST", "/salesforce/sync");
+      say("Sync queued…");
+      for (let i = 0; i < 120; i += 1) {
+        await reload();
+        const r = state.records || {};
+        if (state.last_sync_at && state.last_sync_at !== before) {
+          const last = state.last_sync || {};
+          say(`Sync finished (${last.status || "done"}): ${last.written || 0} written, ${last.parked || 0} parked.`);
+          return;
+        }
+        say(`Syncing… ${r.synced || 0} ambassadors synced so far, ${r.retry || 0} waiting for a retry.`);
+        await sleep(i < 10 ? 1000 : 3000);
+      }
+      say("The sync goes on in the background; this page shows its outcome when you come back.");
+    } finally {
+      button.disabled = false;
+    }
   }));
   $("#sf-retry").addEventListener("click", () => run(async () => {
     const { retried } = await api("POST", "/salesforce/retry");
@@ -1211,6 +1473,7 @@ const PAGES = {
   tiers: pageTiers,
   salesforce: pageSalesforce,
   payouts: pagePayouts,
+  health: pageHealth,
 };
 
 if (root) {

@@ -257,3 +257,17 @@ def sweep_inbox(uow_factory: UnitOfWorkFactory, jobs: JobQueue, clock: Clock) ->
         # A plain enqueue, not trigger(): a trigger whose job was lost may still look "queued".
         jobs.enqueue(Job.PROCESS_INBOX)
     return waiting
+
+
+def replay_delivery(uow: UnitOfWork, jobs: JobQueue, shop_domain: str, delivery_id: int) -> bool:
+    """The merchant's "try again" on a parked delivery: back in line with fresh attempts, and
+    the inbox job triggered once that is committed. Idempotent: a delivery that is not parked
+    (already replayed, applied, or another shop's) is left alone and False is returned."""
+    with uow:
+        replayed = uow.inbox.replay(shop_domain, delivery_id)
+        if replayed:
+            uow.after_commit(lambda: jobs.trigger(Job.PROCESS_INBOX))
+        uow.commit()
+    if replayed:
+        log.info("inbox.delivery_replayed", extra={"shop": shop_domain, "delivery_id": delivery_id})
+    return replayed

@@ -36,6 +36,7 @@ PAGES = {
     "/app/settings": "settings",
     "/app/tiers": "tiers",
     "/app/payouts": "payouts",
+    "/app/health": "health",
 }
 NAV = ["/app", "/app/ambassadors", "/app/candidates", "/app/applications", "/app/tiers",
        "/app/settings"]

@@ -20,6 +20,7 @@ from connector.domain.applications import Application, ApplicationStatus
 from connector.domain.attribution import Reason
 from connector.domain.payouts import PayoutState, RewardForm
 from connector.domain.tiers import Tier
+from connector.domain.webhooks import IncomingWebhook
 from connector.ports import AttributionRecord, NewPayout, PrivacyRequest
 from tests.conftest import SHOP, install_shop, webhook_headers
 from tests.tokens import session_token
@@ -54,6 +55,10 @@ def seed_victim(container) -> dict[str, Any]:
             ambassador.id, batch.id, RewardForm.CASH, PayoutState.AWAITING_APPROVAL,
             Decimal(10), Decimal(10), "USD", recipient_email=f"{MARKER}@example.com"),
             MARKER, MARKER)
+        delivery_id = uow.inbox.add(IncomingWebhook(
+            "orders/create", "victim-delivery", OTHER, json.dumps({"note": MARKER}), "2026-07",
+            None, None), now)
+        uow.inbox.fail(delivery_id, f"parked: {MARKER}", now, retry_at=None)
         uow.commit()
     return {
         "ambassador_id": ambassador.id,
@@ -66,6 +71,7 @@ def seed_victim(container) -> dict[str, Any]:
         "deploy_id": "0Af000000000001",
         "payout_id": payout.id,
         "batch_id": batch.id,
+        "delivery_id": delivery_id,
     }
 
 
@@ -88,13 +94,15 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 def victim_state(container) -> str:
     """Everything stored for shop B, as text: unchanged by anything shop A does."""
     tables = ["ambassadors", "tiers", "applications", "order_attributions", "privacy_requests",
-              "payouts", "payout_batches", "payout_preferences"]
+              "payouts", "payout_batches", "payout_preferences",
+              "webhook_deliveries"]
     with container.engine.connect() as conn:
         shop_id = conn.execute(sa.text("SELECT id FROM shops WHERE domain = :d"),
                                {"d": OTHER}).scalar_one()
         dump = {}
         for table in tables:
-            column = "shop_domain" if table == "privacy_requests" else "shop_id"
+            column = ("shop_domain" if table in ("privacy_requests", "webhook_deliveries")
+                      else "shop_id")
             value = OTHER if column == "shop_domain" else shop_id
             rows = conn.execute(sa.text(f"SELECT * FROM {table} WHERE {column} = :v"),
                                 {"v": value}).mappings().all()

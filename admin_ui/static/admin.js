@@ -1400,8 +1400,8 @@ async function pagePayouts() {
     const batches = (await api("GET", "/payouts/batches")).items;
     if (batches.length) {
       fill($("#po-batch-rows"), ...batches.map((batch) => {
-        const totals = Object.entries(batch.totals).map(([form, t]) => `${FORMS[form] || form}: ${t.count} × ${t.amount}`);
-        const states = Object.entries(batch.states).map(([state, n]) => `${n} ${state.replace("_", " ")}`);
+        const totals = Object.entries(batch.totals).map(([form, t]) => `${FORMS[form] || form}: ${t.count} (${t.amount} in all)`);
+        const states = Object.entries(batch.states).map(([state, n]) => `${n} ${state.replaceAll("_", " ")}`);
         const cash = Boolean(batch.totals.cash);
         const actions = [];
         if (batch.states.awaiting_approval) {

@@ -15,7 +15,7 @@ def test_approve_export_and_pay_the_cash_batch(admin: Admin) -> None:
     page = admin.open("/app/payouts")
     admin.wait_text("#po-delivered", r"Store credit")  # the demo's run delivered store credit
     assert "Gift card" in page.locator("#po-delivered").inner_text()
-    admin.wait_text("#po-batch-rows", r"Cash: 1")
+    admin.wait_text("#po-batch-rows", r"Cash: 1 ")
     assert page.locator("#po-failed-rows").inner_text().strip() == "No failed payouts."
     admin.shot("payouts")
 

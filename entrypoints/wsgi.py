@@ -14,6 +14,7 @@ from werkzeug.routing import IntegerConverter
 
 # Imported for their side effect: each registers its routes on the API blueprint.
 import admin_ui.api_applications
+import admin_ui.api_engagement
 import admin_ui.api_health
 import admin_ui.api_ledger
 import admin_ui.api_program

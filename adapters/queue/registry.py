@@ -46,6 +46,8 @@ JOBS: dict[Job, JobSpec] = {
     Job.RECONCILE_ORDERS: JobSpec("entrypoints.jobs.reconcile_orders", "scheduled", timeout=3600),
     # Without a shop (the schedule): one coalesced job per connected org; with a shop: its sync.
     Job.SYNC_SALESFORCE: JobSpec("entrypoints.jobs.sync_salesforce", "default", timeout=1500),
+    Job.SCORE_ENGAGEMENT: JobSpec("entrypoints.jobs.score_engagement", "scheduled", timeout=1800),
+    Job.CLOSE_CHALLENGES: JobSpec("entrypoints.jobs.close_challenges", "scheduled", timeout=600),
 }
 
 #: Periodic jobs, every N seconds (run by the RQ cron scheduler inside ``ambassador worker``).
@@ -59,4 +61,7 @@ SCHEDULE: dict[Job, int] = {
     Job.RECONCILE_ORDERS: 900,  # orders and refunds whose webhooks were missed
     # Ledger changes reach Contacts within a minute; an org with nothing changed costs no call.
     Job.SYNC_SALESFORCE: 60,
+    # Scores move with orders, content and visits; hourly keeps bands fresh at little cost.
+    Job.SCORE_ENGAGEMENT: 3600,
+    Job.CLOSE_CHALLENGES: 300,  # prizes within minutes of a challenge's end
 }

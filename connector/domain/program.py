@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from connector.domain.codes import CodeFormat, CodeStrategy, InvalidCode
+from connector.domain.engagement import EngagementSettings, EngagementSettingsInvalid
 
 
 class SettingsInvalid(ValueError):
@@ -90,12 +91,17 @@ class ProgramSettings:
         ApplicationQuestion("why", "Why do you love our products?", required=True, kind="textarea"),
         ApplicationQuestion("audience", "Where do you share (links to your profiles)?"),
     )
+    engagement: EngagementSettings = field(default_factory=EngagementSettings)
+    #: The program's own disclosure wording: content carrying it passes the disclosure check,
+    #: and it is built into the resources' pre-written posts.
+    disclosure_text: str = "#ad"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["friend_discount"]["kind"] = self.friend_discount.kind.value
         data["code_format"]["strategy"] = self.code_format.strategy.value
         data["questions"] = [asdict(q) for q in self.questions]
+        data["engagement"] = self.engagement.to_dict()
         return _jsonable(data)
 
     @classmethod
@@ -107,7 +113,11 @@ class ProgramSettings:
         _known(data, {f.name for f in fields(cls)}, "")
         merged = {
             **current,
-            **{k: v for k, v in data.items() if k not in ("friend_discount", "code_format")},
+            **{
+                k: v
+                for k, v in data.items()
+                if k not in ("friend_discount", "code_format", "engagement")
+            },
         }
         merged["friend_discount"] = {
             **current["friend_discount"],
@@ -184,6 +194,15 @@ class ProgramSettings:
         if not tag or len(tag) > 40 or "," in tag:
             raise SettingsInvalid("customer_tag", "1 to 40 characters, no commas")
         questions = _questions(merged["questions"])
+        try:
+            engagement = EngagementSettings.from_dict(
+                data.get("engagement", {}), (base or cls()).engagement
+            )
+        except EngagementSettingsInvalid as exc:
+            raise SettingsInvalid(exc.field, str(exc).split(": ", 1)[1]) from None
+        disclosure = merged.get("disclosure_text", "#ad")
+        if not isinstance(disclosure, str) or not 2 <= len(disclosure.strip()) <= 200:
+            raise SettingsInvalid("disclosure_text", "2 to 200 characters")
         return cls(
             friend_discount=friend,
             code_format=code_format,
@@ -197,6 +216,8 @@ class ProgramSettings:
             questions=questions,
             tier_window_days=window,
             tier_grace_days=grace,
+            engagement=engagement,
+            disclosure_text=disclosure.strip(),
         )
 
 

@@ -1,0 +1,134 @@
+"""``/api/v1`` routes of engagement: scores and their explanation, challenges and leaderboards,
+content submissions, the resources library, and return on influence.
+
+Registered on the same blueprint as :mod:`admin_ui.api` (same auth, same error shape, every
+query scoped to the session token's shop).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g, jsonify, request
+
+from admin_ui.api import ApiError, actor, bp, call, container, json_body
+from connector.domain.challenges import ChallengeStatus
+from connector.ports import Job
+from connector.services import challenges, engagement
+
+
+def _id(value: str, what: str) -> int:
+    if not value.isdigit() or len(value) > 18:
+        raise ApiError(404, "not_found", f"no such {what}")
+    return int(value)
+
+
+def _days(default: int = 90) -> int:
+    raw = request.args.get("days")
+    if raw is None:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 730:
+        raise ApiError(422, "invalid_days", "days: an integer from 1 to 730")
+    return int(raw)
+
+
+# --- engagement scores ------------------------------------------------------------------------
+
+
+@bp.get("/engagement")
+def engagement_summary() -> Any:
+    c = container()
+    return jsonify(engagement.summary(c.uow(), c.clock, g.shop, _days()))
+
+
+@bp.post("/engagement/recompute")
+def engagement_recompute() -> Any:
+    """Score the shop now (the schedule does it hourly)."""
+    c = container()
+    c.jobs.enqueue(Job.SCORE_ENGAGEMENT, g.shop.domain, job_id=f"score-engagement:{g.shop.id}")
+    return jsonify({"queued": True}), 202
+
+
+@bp.get("/ambassadors/<ambassador_id>/engagement")
+def ambassador_engagement(ambassador_id: str) -> Any:
+    aid = _id(ambassador_id, "ambassador")
+    return jsonify(call(engagement.explanation, container().uow(), g.shop, aid))
+
+
+# --- challenges -------------------------------------------------------------------------------
+
+
+def _challenge_out(challenge: Any) -> dict[str, Any]:
+    c = container()
+    with c.uow() as uow:
+        participants = len(uow.challenges.participants(g.shop.id, challenge.id))
+    return challenges.challenge_json(challenge, c.clock.now(), participants)
+
+
+@bp.get("/challenges")
+def list_challenges() -> Any:
+    status = request.args.get("status") or None
+    if status is not None and status not in {s.value for s in ChallengeStatus}:
+        raise ApiError(422, "invalid_status", "status is open or closed")
+    c = container()
+    with c.uow() as uow:
+        items = uow.challenges.search(g.shop.id, status=status)
+        counts = {x.id: len(uow.challenges.participants(g.shop.id, x.id or 0)) for x in items}
+    now = c.clock.now()
+    return jsonify({"items": [challenges.challenge_json(x, now, counts[x.id]) for x in items]})
+
+
+@bp.post("/challenges")
+def create_challenge() -> Any:
+    c = container()
+    created = call(challenges.create, c.uow(), c.clock, g.shop, json_body(), actor())
+    return jsonify(_challenge_out(created)), 201
+
+
+@bp.get("/challenges/<challenge_id>")
+def get_challenge(challenge_id: str) -> Any:
+    found = call(challenges.get, container().uow(), g.shop, _id(challenge_id, "challenge"))
+    return jsonify(_challenge_out(found))
+
+
+@bp.get("/challenges/<challenge_id>/leaderboard")
+def challenge_leaderboard(challenge_id: str) -> Any:
+    c = container()
+    challenge, rows, total = call(
+        challenges.leaderboard,
+        c.uow(),
+        c.clock,
+        g.shop,
+        _id(challenge_id, "challenge"),
+        masked=False,
+    )
+    return jsonify(
+        {
+            "challenge": challenges.challenge_json(challenge, c.clock.now(), total),
+            "final": challenge.status is ChallengeStatus.CLOSED,
+            "items": [challenges.standing_json(s) for s in rows],
+        }
+    )
+
+
+@bp.post("/challenges/<challenge_id>/participants")
+def join_challenge(challenge_id: str) -> Any:
+    data = json_body()
+    aid = data.get("ambassador_id")
+    if isinstance(aid, bool) or not isinstance(aid, int) or aid < 1:
+        raise ApiError(422, "invalid_ambassador_id", "ambassador_id must be an integer")
+    c = container()
+    added = call(challenges.join, c.uow(), c.clock, g.shop, _id(challenge_id, "challenge"), aid)
+    return jsonify({"joined": True, "new": added}), 201 if added else 200
+
+
+@bp.post("/challenges/<challenge_id>/close")
+def close_challenge(challenge_id: str) -> Any:
+    """Close an ended challenge now (the schedule does it within minutes): 409 before its end."""
+    c = container()
+    cid = _id(challenge_id, "challenge")
+    found = call(challenges.get, c.uow(), g.shop, cid)
+    if found.state(c.clock.now()) in ("upcoming", "running"):
+        raise ApiError(409, "challenge_running", "the challenge has not ended yet")
+    challenges.close(c.uow, c.clock, g.shop.id, cid)
+    return jsonify(_challenge_out(call(challenges.get, c.uow(), g.shop, cid)))

@@ -204,8 +204,10 @@ class SqlAlchemyEngagementRepository:
                 at=at,
             )
             .on_conflict_do_nothing()
+            .returning(_V.id)
         )
-        return bool(self._conn.execute(stmt).rowcount)
+        # RETURNING, not rowcount: with an (implicit) RETURNING the driver reports -1.
+        return self._conn.execute(stmt).first() is not None
 
     def first_event(self, shop_id: int, ambassador_id: int, kind: str) -> datetime | None:
         return _utc(
@@ -336,8 +338,9 @@ class SqlAlchemyChallengeRepository:
                 joined_at=at,
             )
             .on_conflict_do_nothing()
+            .returning(_P.challenge_id)
         )
-        return bool(self._conn.execute(stmt).rowcount)
+        return self._conn.execute(stmt).first() is not None
 
     def participants(self, shop_id: int, challenge_id: int) -> list[int]:
         return list(

@@ -21,6 +21,7 @@ from connector.domain.challenges import (
     rank,
 )
 from connector.domain.ledger import EntryKind
+from connector.domain.money import Money
 from connector.domain.shops import Shop
 from connector.ports import Clock, LedgerEntry, UnitOfWork, UnitOfWorkFactory
 from connector.services.ambassadors import NotFound, ProgramError
@@ -39,6 +40,11 @@ def create(
         parsed = parse(data, clock.now())
     except ChallengeInvalid as exc:
         raise ProgramError("invalid_challenge", str(exc)) from None
+    currency = shop.currency or "USD"
+    # Prizes in the currency's minor units (what the ledger books and the JSON shows).
+    prizes = tuple(
+        replace(p, amount=Money(p.amount, currency).rounded().amount) for p in parsed.prizes
+    )
     with uow:
         challenge = uow.challenges.add(
             Challenge(
@@ -49,9 +55,9 @@ def create(
                 mode=parsed.mode,
                 starts_at=parsed.starts_at,
                 ends_at=parsed.ends_at,
-                currency=shop.currency or "USD",
+                currency=currency,
                 target=parsed.target,
-                prizes=parsed.prizes,
+                prizes=prizes,
                 preset=parsed.preset,
                 created_by=actor,
             )

@@ -8,6 +8,7 @@ import base64
 import hmac
 import json
 import re
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ from admin_ui.openapi import openapi_document
 from connector.domain.ambassadors import Ambassador, AmbassadorStatus, CodeState
 from connector.domain.applications import Application, ApplicationStatus
 from connector.domain.attribution import Reason
+from connector.domain.challenges import Challenge, Metric, Mode, Prize
 from connector.domain.tiers import Tier
 from connector.ports import AttributionRecord, PrivacyRequest
 from tests.conftest import SHOP, install_shop, webhook_headers
@@ -48,6 +50,10 @@ def seed_victim(container) -> dict[str, Any]:
         request_id = uow.privacy_requests.add(PrivacyRequest(
             None, OTHER, "customers/data_request", now, now, 1, {"secret_of": MARKER}))
         task_id = uow.task_runs.start(shop.id, "enrol", 1)
+        challenge = uow.challenges.add(Challenge(
+            None, shop.id, MARKER, Metric.ORDERS, Mode.RANKING, now - timedelta(days=9),
+            now - timedelta(days=1), "USD", prizes=(Prize(Decimal(5), 1),)))
+        uow.challenges.join(shop.id, challenge.id, ambassador.id, now - timedelta(days=5))
         uow.commit()
     return {
         "ambassador_id": ambassador.id,
@@ -58,6 +64,7 @@ def seed_victim(container) -> dict[str, Any]:
         "task_id": task_id,
         "scan_id": task_id,
         "deploy_id": "0Af000000000001",
+        "challenge_id": challenge.id,
     }
 
 
@@ -71,12 +78,14 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/applications/{application_id}/approve"): {},
     ("post", "/applications/{application_id}/reject"): {"reason": "x"},
     ("put", "/tiers/{tier_id}"): {"name": "Hijacked", "rank": 1, "commission_rate": "50"},
+    ("post", "/challenges/{challenge_id}/participants"): {"ambassador_id": 1},
 }
 
 
 def victim_state(container) -> str:
     """Everything stored for shop B, as text: unchanged by anything shop A does."""
-    tables = ["ambassadors", "tiers", "applications", "order_attributions", "privacy_requests"]
+    tables = ["ambassadors", "tiers", "applications", "order_attributions", "privacy_requests",
+              "challenges", "challenge_participants", "ledger_entries"]
     with container.engine.connect() as conn:
         shop_id = conn.execute(sa.text("SELECT id FROM shops WHERE domain = :d"),
                                {"d": OTHER}).scalar_one()

@@ -11,10 +11,22 @@ from typing import Any
 
 from flask import g, jsonify, request
 
-from admin_ui.api import ApiError, actor, bp, call, container, json_body
+from admin_ui.api import (
+    ApiError,
+    actor,
+    bp,
+    call,
+    container,
+    decode_cursor,
+    encode_cursor,
+    json_body,
+)
 from connector.domain.challenges import ChallengeStatus
+from connector.domain.content import SubmissionStatus
 from connector.ports import Job
-from connector.services import challenges, engagement
+from connector.services import challenges, content, engagement
+
+PAGE = 50
 
 
 def _id(value: str, what: str) -> int:
@@ -132,3 +144,100 @@ def close_challenge(challenge_id: str) -> Any:
         raise ApiError(409, "challenge_running", "the challenge has not ended yet")
     challenges.close(c.uow, c.clock, g.shop.id, cid)
     return jsonify(_challenge_out(call(challenges.get, c.uow(), g.shop, cid)))
+
+
+# --- content submissions ----------------------------------------------------------------------
+
+
+@bp.get("/submissions")
+def list_submissions() -> Any:
+    status = request.args.get("status") or None
+    if status is not None and status not in {s.value for s in SubmissionStatus}:
+        raise ApiError(422, "invalid_status", "status is pending, approved or rejected")
+    raw_ambassador = request.args.get("ambassador_id")
+    ambassador_id = None
+    if raw_ambassador:
+        if not raw_ambassador.isdigit() or len(raw_ambassador) > 18:
+            raise ApiError(422, "invalid_ambassador_id", "ambassador_id must be an integer")
+        ambassador_id = int(raw_ambassador)
+    after = decode_cursor("s", request.args.get("cursor"))
+    with container().uow() as uow:
+        rows = uow.content.submissions(
+            g.shop.id,
+            status=SubmissionStatus(status) if status else None,
+            ambassador_id=ambassador_id,
+            after_id=after,
+            limit=PAGE + 1,
+        )
+    items, more = rows[:PAGE], len(rows) > PAGE
+    return jsonify(
+        {
+            "items": [content.submission_json(s) for s in items],
+            "next_cursor": encode_cursor("s", items[-1].id) if more and items else None,
+        }
+    )
+
+
+@bp.post("/submissions")
+def create_submission() -> Any:
+    """Record a post or review for an ambassador (ambassadors submit from the portal)."""
+    data = json_body()
+    aid = data.get("ambassador_id")
+    if isinstance(aid, bool) or not isinstance(aid, int) or aid < 1:
+        raise ApiError(422, "invalid_ambassador_id", "ambassador_id must be an integer")
+    c = container()
+    created = call(
+        content.submit,
+        c.uow(),
+        c.clock,
+        g.shop,
+        aid,
+        kind=data.get("kind", "post"),
+        url=data.get("url"),
+        text=data.get("text", ""),
+    )
+    return jsonify(content.submission_json(created)), 201
+
+
+def _decide(submission_id: str, approve: bool) -> Any:
+    data = json_body(optional=True)
+    c = container()
+    decided = call(
+        content.decide,
+        c.uow(),
+        c.clock,
+        g.shop,
+        _id(submission_id, "submission"),
+        approve=approve,
+        reason=data.get("reason"),
+        actor=actor(),
+    )
+    return jsonify(content.submission_json(decided))
+
+
+@bp.post("/submissions/<submission_id>/approve")
+def approve_submission(submission_id: str) -> Any:
+    return _decide(submission_id, True)
+
+
+@bp.post("/submissions/<submission_id>/reject")
+def reject_submission(submission_id: str) -> Any:
+    return _decide(submission_id, False)
+
+
+@bp.get("/ambassadors/<ambassador_id>/disclosure")
+def ambassador_disclosure(ambassador_id: str) -> Any:
+    """When the ambassador acknowledged the disclosure duty (portal onboarding), if ever."""
+    aid = _id(ambassador_id, "ambassador")
+    with container().uow() as uow:
+        if uow.ambassadors.get(g.shop.id, aid) is None:
+            raise ApiError(404, "not_found", "no such ambassador")
+        first = uow.engagement.first_event(g.shop.id, aid, "disclosure_ack")
+        wording = uow.program.settings(g.shop.id).disclosure_text
+    return jsonify(
+        {
+            "ambassador_id": aid,
+            "acknowledged_at": first.isoformat() if first else None,
+            "disclosure_text": wording,
+        }
+    )

@@ -192,6 +192,29 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "Submission": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "ambassador_id": {"type": "integer"},
+            "kind": {"type": "string", "enum": ["post", "review"]},
+            "url": {"type": "string", "description": "as submitted (raw: escape when displaying)"},
+            "text": {"type": "string", "description": "caption or review (raw text)"},
+            "status": {"type": "string", "enum": ["pending", "approved", "rejected"]},
+            "disclosure": {
+                "type": "object",
+                "properties": {
+                    "ok": {"type": "boolean"},
+                    "found": {"type": "string", "nullable": True},
+                    "flag": {"type": "string", "nullable": True},
+                },
+            },
+            "reason": {"type": "string", "nullable": True},
+            "decided_by": {"type": "string", "nullable": True},
+            "decided_at": _TS,
+            "created_at": _TS,
+        },
+    },
 }
 
 
@@ -249,6 +272,58 @@ def paths() -> dict[str, Any]:
                     "properties": {"ambassador_id": {"type": "integer"}},
                 },
                 status="201",
+            )
+        },
+        "/submissions": {
+            "get": _op(
+                "Content submissions, newest first, with the disclosure flag",
+                params=[
+                    _query("status", "pending, approved or rejected"),
+                    _query("ambassador_id", "one ambassador's", {"type": "integer"}),
+                    _query("cursor", "next_cursor of the previous page"),
+                ],
+            ),
+            "post": _op(
+                "Record a post URL or review for an ambassador; 409 duplicate_url for a post "
+                "already submitted",
+                _json(_ref("Submission")),
+                body={
+                    "type": "object",
+                    "required": ["ambassador_id", "url"],
+                    "properties": {
+                        "ambassador_id": {"type": "integer"},
+                        "kind": {"type": "string", "enum": ["post", "review"]},
+                        "url": {"type": "string"},
+                        "text": {"type": "string", "maxLength": 5000},
+                    },
+                },
+                status="201",
+            ),
+        },
+        "/submissions/{submission_id}/approve": {
+            "post": _op(
+                "Approve a pending submission (409 once decided)",
+                _json(_ref("Submission")),
+                params=[_path_id("submission_id")],
+                body={"type": "object", "properties": {"reason": {"type": "string"}}},
+            )
+        },
+        "/submissions/{submission_id}/reject": {
+            "post": _op(
+                "Reject a pending submission with a reason (409 once decided)",
+                _json(_ref("Submission")),
+                params=[_path_id("submission_id")],
+                body={
+                    "type": "object",
+                    "required": ["reason"],
+                    "properties": {"reason": {"type": "string", "maxLength": 1000}},
+                },
+            )
+        },
+        "/ambassadors/{ambassador_id}/disclosure": {
+            "get": _op(
+                "When the ambassador acknowledged the disclosure duty, and the wording",
+                params=[_path_id("ambassador_id")],
             )
         },
         "/challenges/{challenge_id}/close": {

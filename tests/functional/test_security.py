@@ -20,6 +20,7 @@ from connector.domain.ambassadors import Ambassador, AmbassadorStatus, CodeState
 from connector.domain.applications import Application, ApplicationStatus
 from connector.domain.attribution import Reason
 from connector.domain.challenges import Challenge, Metric, Mode, Prize
+from connector.domain.content import Submission, SubmissionKind
 from connector.domain.tiers import Tier
 from connector.ports import AttributionRecord, PrivacyRequest
 from tests.conftest import SHOP, install_shop, webhook_headers
@@ -54,6 +55,9 @@ def seed_victim(container) -> dict[str, Any]:
             None, shop.id, MARKER, Metric.ORDERS, Mode.RANKING, now - timedelta(days=9),
             now - timedelta(days=1), "USD", prizes=(Prize(Decimal(5), 1),)))
         uow.challenges.join(shop.id, challenge.id, ambassador.id, now - timedelta(days=5))
+        submission = uow.content.add_submission(Submission(
+            None, shop.id, ambassador.id, SubmissionKind.POST, f"https://example.com/{MARKER}",
+            MARKER))
         uow.commit()
     return {
         "ambassador_id": ambassador.id,
@@ -65,6 +69,7 @@ def seed_victim(container) -> dict[str, Any]:
         "scan_id": task_id,
         "deploy_id": "0Af000000000001",
         "challenge_id": challenge.id,
+        "submission_id": submission.id,
     }
 
 
@@ -79,13 +84,14 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/applications/{application_id}/reject"): {"reason": "x"},
     ("put", "/tiers/{tier_id}"): {"name": "Hijacked", "rank": 1, "commission_rate": "50"},
     ("post", "/challenges/{challenge_id}/participants"): {"ambassador_id": 1},
+    ("post", "/submissions/{submission_id}/reject"): {"reason": "x"},
 }
 
 
 def victim_state(container) -> str:
     """Everything stored for shop B, as text: unchanged by anything shop A does."""
     tables = ["ambassadors", "tiers", "applications", "order_attributions", "privacy_requests",
-              "challenges", "challenge_participants", "ledger_entries"]
+              "challenges", "challenge_participants", "ledger_entries", "content_submissions"]
     with container.engine.connect() as conn:
         shop_id = conn.execute(sa.text("SELECT id FROM shops WHERE domain = :d"),
                                {"d": OTHER}).scalar_one()

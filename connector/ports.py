@@ -1211,6 +1211,10 @@ class EngagementRepository(Protocol):
 
     def recent_login_tokens(self, shop_id: int, ambassador_id: int, since: datetime) -> int: ...
 
+    def next_unlock(self, shop_id: int, ambassador_id: int) -> tuple[datetime, int] | None:
+        """(earliest hold end, rewards still on hold) of the ambassador's pending rewards."""
+        ...
+
 
 class ChallengeRepository(Protocol):
     def add(self, challenge: Challenge) -> Challenge: ...

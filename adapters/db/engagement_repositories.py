@@ -20,6 +20,7 @@ from adapters.db.tables import (
     engagement_scores,
     engagement_snapshots,
     order_attributions,
+    order_rewards,
     orders,
     portal_login_tokens,
     resources,
@@ -251,6 +252,19 @@ class SqlAlchemyEngagementRepository:
                 )
             ).scalar_one()
         )
+
+    def next_unlock(self, shop_id: int, ambassador_id: int) -> tuple[datetime, int] | None:
+        w = order_rewards.c
+        row = self._conn.execute(
+            sa.select(sa.func.min(w.hold_until), sa.func.count()).where(
+                w.shop_id == shop_id, w.ambassador_id == ambassador_id, w.status == "pending"
+            )
+        ).first()
+        if row is None or not row[1]:
+            return None
+        first = _utc(row[0])
+        assert first is not None
+        return first, int(row[1])
 
 
 # --- challenges -------------------------------------------------------------------------------

@@ -28,12 +28,14 @@ from adapters.shopify.http import make_http_client
 from adapters.shopify.orders import ShopifyOrders
 from adapters.shopify.platform import ShopifyAdminPlatform
 from adapters.shopify.verification import ShopifyVerifier
+from adapters.storage import LocalFileStorage
 from connector.ports import (
     Clock,
     CommercePlatform,
     CrmGateway,
     CustomerExport,
     DiscountPlatform,
+    FileStorage,
     IdGenerator,
     JobQueue,
     Notifier,
@@ -65,6 +67,7 @@ class Container:
     notifier: Notifier = field(default_factory=ConsoleNotifier)
     redis: Any = None
     salesforce: CrmGateway | None = None  # None: SALESFORCE_CLIENT_ID/SECRET unset
+    storage: FileStorage | None = None  # uploaded resources (local disk by default)
 
     @property
     def salesforce_redirect_uri(self) -> str:
@@ -149,4 +152,6 @@ def bootstrap(settings: Settings, **overrides: Any) -> Container:
             if settings.salesforce_enabled
             else None
         ),
+        storage=overrides.get("storage")
+        or LocalFileStorage(settings.storage_dir or settings.instance_path / "uploads"),
     )

@@ -52,6 +52,7 @@ class Settings:
     port: int = 8000
     web_concurrency: int = 0  # 0: gunicorn's default for this machine (2 × cores + 1)
     metrics_token: str | None = None  # unset: no /metrics endpoint
+    storage_dir: Path | None = None  # uploaded resources; unset: <instance>/uploads
 
     @property
     def is_production(self) -> bool:
@@ -137,6 +138,7 @@ class Settings:
             port=_int(env, "PORT", 8000),
             web_concurrency=_int(env, "WEB_CONCURRENCY", 0),
             metrics_token=env.get("METRICS_TOKEN") or None,
+            storage_dir=Path(env.get("STORAGE_DIR") or instance / "uploads"),
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import g, jsonify, request
+from flask import Response, g, jsonify, request
 
 from admin_ui.api import (
     ApiError,
@@ -22,9 +22,9 @@ from admin_ui.api import (
     json_body,
 )
 from connector.domain.challenges import ChallengeStatus
-from connector.domain.content import SubmissionStatus
+from connector.domain.content import MAX_UPLOAD, SubmissionStatus
 from connector.ports import Job
-from connector.services import challenges, content, engagement
+from connector.services import challenges, content, engagement, resources
 
 PAGE = 50
 
@@ -241,3 +241,74 @@ def ambassador_disclosure(ambassador_id: str) -> Any:
             "disclosure_text": wording,
         }
     )
+
+
+# --- the resources library ----------------------------------------------------------------------
+
+
+@bp.get("/resources")
+def list_resources() -> Any:
+    with container().uow() as uow:
+        items = uow.content.resources(g.shop.id)
+    return jsonify({"items": [resources.resource_json(r) for r in items]})
+
+
+@bp.post("/resources")
+def create_resource() -> Any:
+    """A file (``multipart/form-data``: ``file``, ``title``, ``kind`` flyer or graphic) or a
+    pre-written post (JSON ``{"title", "kind": "post", "body"}``)."""
+    c = container()
+    if request.mimetype == "multipart/form-data":
+        # Above the app-wide limit (sized for webhooks): a flyer may be up to MAX_UPLOAD.
+        request.max_content_length = MAX_UPLOAD + 64 * 1024
+        upload = request.files.get("file")
+        if upload is None:
+            raise ApiError(422, "missing_file", "send the file in the form field 'file'")
+        data = upload.read(MAX_UPLOAD + 1)
+        created = call(
+            resources.upload,
+            c.uow(),
+            c.storage,
+            c.ids,
+            g.shop,
+            title=request.form.get("title"),
+            kind=request.form.get("kind", "flyer"),
+            filename=upload.filename or "",
+            content_type=upload.mimetype or "",
+            data=data,
+        )
+    else:
+        body = json_body()
+        if body.get("kind", "post") != "post":
+            raise ApiError(
+                422, "invalid_kind", "files are sent as multipart/form-data; JSON is for posts"
+            )
+        created = call(
+            resources.add_post, c.uow(), g.shop, title=body.get("title"), body=body.get("body")
+        )
+    return jsonify(resources.resource_json(created)), 201
+
+
+@bp.get("/resources/<resource_id>/file")
+def resource_file(resource_id: str) -> Any:
+    c = container()
+    found, data = call(
+        resources.download, c.uow(), c.storage, c.clock, g.shop, _id(resource_id, "resource")
+    )
+    return file_response(found, data)
+
+
+@bp.delete("/resources/<resource_id>")
+def delete_resource(resource_id: str) -> Any:
+    c = container()
+    call(resources.archive, c.uow(), c.storage, g.shop, _id(resource_id, "resource"))
+    return "", 204
+
+
+def file_response(found: Any, data: bytes) -> Any:
+    """An attachment (never rendered inline: an uploaded file cannot run as a page)."""
+    response = Response(data, mimetype=found.content_type or "application/octet-stream")
+    response.headers["Content-Disposition"] = f'attachment; filename="{found.filename}"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

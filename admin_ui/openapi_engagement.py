@@ -215,6 +215,21 @@ SCHEMAS: dict[str, Any] = {
             "created_at": _TS,
         },
     },
+    "Resource": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "title": {"type": "string"},
+            "kind": {"type": "string", "enum": ["flyer", "graphic", "post"]},
+            "filename": {"type": "string", "nullable": True},
+            "content_type": {"type": "string", "nullable": True},
+            "size": {"type": "integer"},
+            "body": {"type": "string", "nullable": True},
+            "downloads": {"type": "integer"},
+            "download_url": {"type": "string", "nullable": True},
+            "created_at": _TS,
+        },
+    },
 }
 
 
@@ -325,6 +340,65 @@ def paths() -> dict[str, Any]:
                 "When the ambassador acknowledged the disclosure duty, and the wording",
                 params=[_path_id("ambassador_id")],
             )
+        },
+        "/resources": {
+            "get": _op("The resources library (not archived), newest first"),
+            "post": {
+                **_op(
+                    "Upload a flyer or graphic (multipart: file, title, kind; PDF, PNG, JPEG, "
+                    "GIF or WebP up to 10 MiB: 422 invalid_file, 413 too_large) or write a post "
+                    "(JSON; the program's disclosure is added when missing)",
+                    _json(_ref("Resource")),
+                    status="201",
+                ),
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "multipart/form-data": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["file", "title"],
+                                "properties": {
+                                    "file": {"type": "string", "format": "binary"},
+                                    "title": {"type": "string", "maxLength": 200},
+                                    "kind": {"type": "string", "enum": ["flyer", "graphic"]},
+                                },
+                            }
+                        },
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["title", "body"],
+                                "properties": {
+                                    "title": {"type": "string", "maxLength": 200},
+                                    "kind": {"type": "string", "enum": ["post"]},
+                                    "body": {"type": "string", "maxLength": 5000},
+                                },
+                            }
+                        },
+                    },
+                },
+            },
+        },
+        "/resources/{resource_id}": {
+            "delete": _op(
+                "Archive a resource (its file is deleted)",
+                {"description": "Archived"},
+                status="204",
+                params=[_path_id("resource_id")],
+            )
+        },
+        "/resources/{resource_id}/file": {
+            "get": {
+                **_op("Download a resource's file", params=[_path_id("resource_id")]),
+                "responses": {
+                    "200": {
+                        "description": "the file, as an attachment",
+                        "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+                    },
+                    **_ERRORS,
+                },
+            }
         },
         "/challenges/{challenge_id}/close": {
             "post": _op(

@@ -26,7 +26,7 @@ from flask import Response, g, request
 from admin_ui.proxy import _c, _installed_shop, _page, bp
 from connector.domain.ambassadors import Ambassador
 from connector.domain.shops import Shop
-from connector.services import challenges, content, portal
+from connector.services import challenges, content, portal, resources
 from connector.services.ambassadors import ProgramError
 
 log = logging.getLogger(__name__)
@@ -257,3 +257,26 @@ def submit() -> Response:
         return _message(exc.status, "We could not take this submission", exc.message)
     return _back(session, "Thank you: your submission is waiting for review.")
 
+
+
+@bp.get("/dashboard/resources/<int:resource_id>")
+def download(resource_id: int) -> Response:
+    """A resource's file for the signed-in ambassador (counted toward their engagement)."""
+    shop = _installed_shop()
+    if shop is None:
+        return _closed()
+    ambassador, _session = _who(shop)
+    if ambassador is None:
+        return _login_page(shop, 401)
+    c = _c()
+    try:
+        found, data = resources.download(
+            c.uow(), c.storage, c.clock, shop, resource_id, ambassador.id
+        )
+    except ProgramError as exc:
+        return _message(exc.status, "Not found", exc.message)
+    response = Response(data, mimetype=found.content_type or "application/octet-stream")
+    response.headers["Content-Disposition"] = f'attachment; filename="{found.filename}"'
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response

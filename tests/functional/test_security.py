@@ -20,7 +20,7 @@ from connector.domain.ambassadors import Ambassador, AmbassadorStatus, CodeState
 from connector.domain.applications import Application, ApplicationStatus
 from connector.domain.attribution import Reason
 from connector.domain.challenges import Challenge, Metric, Mode, Prize
-from connector.domain.content import Submission, SubmissionKind
+from connector.domain.content import Resource, ResourceKind, Submission, SubmissionKind
 from connector.domain.tiers import Tier
 from connector.ports import AttributionRecord, PrivacyRequest
 from tests.conftest import SHOP, install_shop, webhook_headers
@@ -58,7 +58,11 @@ def seed_victim(container) -> dict[str, Any]:
         submission = uow.content.add_submission(Submission(
             None, shop.id, ambassador.id, SubmissionKind.POST, f"https://example.com/{MARKER}",
             MARKER))
+        resource = uow.content.add_resource(Resource(
+            None, shop.id, MARKER, ResourceKind.FLYER, filename="victim.pdf",
+            content_type="application/pdf", size=5, storage_key=f"{shop.id}/x/victim.pdf"))
         uow.commit()
+    container.storage.put(f"{shop.id}/x/victim.pdf", MARKER.encode(), "application/pdf")
     return {
         "ambassador_id": ambassador.id,
         "application_id": application.id,
@@ -70,6 +74,7 @@ def seed_victim(container) -> dict[str, Any]:
         "deploy_id": "0Af000000000001",
         "challenge_id": challenge.id,
         "submission_id": submission.id,
+        "resource_id": resource.id,
     }
 
 
@@ -91,7 +96,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
 def victim_state(container) -> str:
     """Everything stored for shop B, as text: unchanged by anything shop A does."""
     tables = ["ambassadors", "tiers", "applications", "order_attributions", "privacy_requests",
-              "challenges", "challenge_participants", "ledger_entries", "content_submissions"]
+              "challenges", "challenge_participants", "ledger_entries", "content_submissions",
+              "resources"]
     with container.engine.connect() as conn:
         shop_id = conn.execute(sa.text("SELECT id FROM shops WHERE domain = :d"),
                                {"d": OTHER}).scalar_one()

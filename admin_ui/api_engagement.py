@@ -24,7 +24,7 @@ from admin_ui.api import (
 from connector.domain.challenges import ChallengeStatus
 from connector.domain.content import MAX_UPLOAD, SubmissionStatus
 from connector.ports import Job
-from connector.services import challenges, content, engagement, resources
+from connector.services import challenges, content, engagement, resources, roi
 
 PAGE = 50
 
@@ -312,3 +312,21 @@ def file_response(found: Any, data: bytes) -> Any:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+# --- return on influence ------------------------------------------------------------------------
+
+
+@bp.get("/roi")
+def return_on_influence() -> Any:
+    c = container()
+    return jsonify(
+        call(
+            roi.report,
+            c.uow(),
+            c.clock.now(),
+            g.shop,
+            request.args.get("from") or None,
+            request.args.get("to") or None,
+        )
+    )

@@ -400,6 +400,18 @@ def paths() -> dict[str, Any]:
                 },
             }
         },
+        "/roi": {
+            "get": _op(
+                "Return on influence: business value (attributed revenue, orders, new customers, "
+                "average order, refunds), reach (ambassadors active, codes used, share of store "
+                "revenue), content (approved posts and reviews) against cost (reward-ledger "
+                "entries by form), in total, per month, per tier and per challenge",
+                params=[
+                    _query("from", "first month, YYYY-MM (default: 11 months before to)"),
+                    _query("to", "last month, YYYY-MM (default: this month)"),
+                ],
+            )
+        },
         "/challenges/{challenge_id}/close": {
             "post": _op(
                 "Close an ended challenge now: final leaderboard, prizes as bonus entries in "

@@ -22,6 +22,7 @@ from connector.domain.content import Resource, Submission, SubmissionStatus
 from connector.domain.engagement import BandCounts, Score
 from connector.domain.orders import Order, Refund
 from connector.domain.program import FriendDiscount, ProgramSettings
+from connector.domain.roi import CostEntry, RoiOrder
 from connector.domain.salesforce import (
     AmbassadorSnapshot,
     ApiUsage,
@@ -1213,6 +1214,13 @@ class EngagementRepository(Protocol):
 
     def next_unlock(self, shop_id: int, ambassador_id: int) -> tuple[datetime, int] | None:
         """(earliest hold end, rewards still on hold) of the ambassador's pending rewards."""
+        ...
+
+    def roi_inputs(
+        self, shop_id: int, since: datetime, until: datetime
+    ) -> tuple[list[RoiOrder], list[CostEntry], list[tuple[datetime, int, int | None]]]:
+        """The return-on-influence inputs of ``[since, until)``: every order with its
+        attribution, the ledger entries (cost), and approved content (when, who, tier)."""
         ...
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from adapters.db.ledger_repositories import SqlAlchemyOrderRepository, _to_order
 from adapters.db.repositories import _insert
 from adapters.db.tables import (
     ambassadors,
@@ -19,6 +20,7 @@ from adapters.db.tables import (
     engagement_events,
     engagement_scores,
     engagement_snapshots,
+    ledger_entries,
     order_attributions,
     order_rewards,
     orders,
@@ -41,6 +43,8 @@ from connector.domain.content import (
     SubmissionStatus,
 )
 from connector.domain.engagement import BandCounts, Score
+from connector.domain.ledger import commission_base
+from connector.domain.roi import CostEntry, RoiOrder
 from connector.ports import ActivityCounts, StoredScore
 
 _E = engagement_scores.c
@@ -265,6 +269,110 @@ class SqlAlchemyEngagementRepository:
         first = _utc(row[0])
         assert first is not None
         return first, int(row[1])
+
+    def roi_inputs(
+        self, shop_id: int, since: datetime, until: datetime
+    ) -> tuple[list[RoiOrder], list[CostEntry], list[tuple[datetime, int, int | None]]]:
+        # The report reads a window of orders into memory (one row each, a few hundred bytes):
+        # a year of a busy store is tens of thousands, fine for a report; see the README.
+        a = ambassadors.c
+        tier_of = dict(
+            self._conn.execute(sa.select(a.id, a.tier_id).where(a.shop_id == shop_id)).all()
+        )
+        o = orders.c
+        rows = self._conn.execute(
+            sa.select(orders).where(
+                o.shop_id == shop_id, o.placed_at >= since, o.placed_at < until
+            )
+        ).all()
+        refunds = SqlAlchemyOrderRepository(self._conn, self._now).refunds(
+            shop_id, [r.order_id for r in rows]
+        )
+        earlier = orders.alias("earlier")
+        buyer = orders.alias("buyer")
+        first_time = ~sa.exists().where(
+            earlier.c.shop_id == buyer.c.shop_id,
+            earlier.c.placed_at < buyer.c.placed_at,
+            sa.or_(
+                sa.and_(
+                    buyer.c.customer_id.is_not(None), earlier.c.customer_id == buyer.c.customer_id
+                ),
+                sa.and_(buyer.c.email.is_not(None), earlier.c.email == buyer.c.email),
+            ),
+        )
+        credited = {
+            r.order_id: r
+            for r in self._conn.execute(
+                sa.select(
+                    _T.order_id,
+                    _T.ambassador_id,
+                    _T.code,
+                    _T.base,
+                    sa.case((first_time, True), else_=False).label("new"),
+                )
+                .select_from(
+                    order_attributions.join(
+                        buyer,
+                        sa.and_(buyer.c.shop_id == _T.shop_id, buyer.c.order_id == _T.order_id),
+                    )
+                )
+                .where(
+                    _T.shop_id == shop_id,
+                    _T.ambassador_id.is_not(None),
+                    _T.cancelled.is_(False),
+                    _T.placed_at >= since,
+                    _T.placed_at < until,
+                )
+            )
+        }
+        out_orders = []
+        for r in rows:
+            order = _to_order(r, refunds.get(r.order_id, ()))
+            counts = not order.test and order.cancelled_at is None and order.paid
+            store = commission_base(order).shop if counts else Decimal(0)
+            t = credited.get(r.order_id)
+            out_orders.append(
+                RoiOrder(
+                    placed_at=r.placed_at,
+                    store_base=store,
+                    ambassador_id=t.ambassador_id if t else None,
+                    code=t.code if t else None,
+                    attributed_base=Decimal(t.base) if t else Decimal(0),
+                    new_customer=bool(t.new) if t else False,
+                    refunded=bool(order.refunds),
+                    tier_id=tier_of.get(t.ambassador_id) if t else None,
+                )
+            )
+        l_ = ledger_entries.c
+        costs = []
+        for r in self._conn.execute(
+            sa.select(l_.created_at, l_.ambassador_id, l_.kind, l_.amount, l_.idempotency_key)
+            .where(l_.shop_id == shop_id, l_.created_at >= since, l_.created_at < until)
+            .order_by(l_.id)
+        ):
+            challenge = None
+            key = r.idempotency_key or ""
+            if r.kind == "bonus" and key.startswith("challenge:"):
+                part = key.split(":")[1]
+                challenge = int(part) if part.isdigit() else None
+            costs.append(
+                CostEntry(
+                    r.created_at, r.ambassador_id, r.kind, Decimal(r.amount),
+                    tier_of.get(r.ambassador_id), challenge,
+                )
+            )
+        approved = [
+            (r.decided_at, r.ambassador_id, tier_of.get(r.ambassador_id))
+            for r in self._conn.execute(
+                sa.select(_CS.decided_at, _CS.ambassador_id).where(
+                    _CS.shop_id == shop_id,
+                    _CS.status == "approved",
+                    _CS.decided_at >= since,
+                    _CS.decided_at < until,
+                )
+            )
+        ]
+        return out_orders, costs, approved
 
 
 # --- challenges -------------------------------------------------------------------------------

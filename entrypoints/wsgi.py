@@ -19,6 +19,7 @@ import admin_ui.api_health
 import admin_ui.api_ledger
 import admin_ui.api_program
 import admin_ui.api_salesforce
+import admin_ui.pages_engagement
 import admin_ui.portal  # noqa: F401
 from adapters.bootstrap import Container, bootstrap
 from adapters.logs import configure_logging

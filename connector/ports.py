@@ -1295,6 +1295,11 @@ class ContentRepository(Protocol):
 
     def count_download(self, shop_id: int, resource_id: int) -> None: ...
 
+    def redact_ambassador(self, shop_id: int, ambassador_id: int) -> int:
+        """customers/redact: blank the URLs and texts the person submitted (statuses stay, so
+        the program's figures do). Returns the submissions changed."""
+        ...
+
 
 class FileStorage(Protocol):
     """Where uploaded files live (local disk by default). Keys are made by the core."""

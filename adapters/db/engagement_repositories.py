@@ -3,6 +3,7 @@ login tokens, challenges and their participants, content submissions and resourc
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -729,3 +730,25 @@ class SqlAlchemyContentRepository:
             .where(_R.shop_id == shop_id, _R.id == resource_id)
             .values(downloads=_R.downloads + 1)
         )
+
+    def redact_ambassador(self, shop_id: int, ambassador_id: int) -> int:
+        ids = list(
+            self._conn.execute(
+                sa.select(_CS.id).where(
+                    _CS.shop_id == shop_id, _CS.ambassador_id == ambassador_id
+                )
+            ).scalars()
+        )
+        for sid in ids:
+            self._conn.execute(
+                sa.update(content_submissions)
+                .where(_CS.id == sid)
+                .values(
+                    url="redacted",
+                    text="",
+                    # still unique per shop, and no longer the post's: it may be submitted anew
+                    url_key=hashlib.sha256(f"redacted:{sid}".encode()).hexdigest(),
+                    disclosure_found=None,
+                )
+            )
+        return len(ids)

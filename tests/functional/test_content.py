@@ -8,6 +8,7 @@ import pytest
 
 from connector.domain.ambassadors import AmbassadorStatus
 from entrypoints import jobs
+from tests.conftest import SHOP as SHOP_DOMAIN
 from tests.functional.test_engagement import api, c, client, clock, enrol, shop  # noqa: F401
 
 
@@ -105,3 +106,32 @@ def test_the_merchant_approves_or_rejects_once_and_approved_content_counts(c, cl
     assert [s["id"] for s in api(
         client, "GET", f"/submissions?ambassador_id={aid}&status=approved").get_json()["items"]
     ] == [first["id"]]
+
+
+def test_privacy_requests_export_and_erase_what_an_ambassador_submitted(c, client, shop):
+    import json as _json
+
+    from tests.conftest import webhook_headers
+    from tests.functional.test_portal import customer_ambassador
+
+    aid = customer_ambassador(c, shop, 4242, "Priv", "Acy", "PRIV10")
+    submit(client, aid, "https://x.com/p/private", "my private caption #ad")
+    api(client, "POST", "/submissions/1/approve")
+
+    def send(topic: str, payload: dict) -> None:
+        raw = _json.dumps({"shop_domain": SHOP_DOMAIN, "customer": {"id": 4242},
+                           **payload}).encode()
+        assert client.post("/webhooks/shopify", data=raw,
+                           headers=webhook_headers(topic, raw)).status_code == 200
+
+    send("customers/data_request", {"orders_requested": [], "data_request": {"id": 1}})
+    export = api(client, "GET", "/privacy/requests").get_json()["items"][0]
+    [item] = export["summary"]["ambassador"]["content_submissions"]
+    assert item["url"] == "https://x.com/p/private" and "private caption" in item["text"]
+
+    send("customers/redact", {"orders_to_redact": []})
+    [after] = api(client, "GET", f"/submissions?ambassador_id={aid}").get_json()["items"]
+    assert (after["url"], after["text"], after["status"]) == ("redacted", "", "approved")
+    with c.engine.connect() as conn:
+        dump = str(conn.exec_driver_sql("SELECT * FROM content_submissions").all())
+    assert "private" not in dump

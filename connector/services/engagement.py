@@ -42,13 +42,14 @@ def score_shop(uow_factory: UnitOfWorkFactory, clock: Clock, shop_domain: str) -
         shop_id = shop.id
         settings = uow.program.settings(shop_id).engagement
         ids = uow.engagement.scorable(shop_id)
-    since = now - timedelta(days=settings.window_days)
+        since = now - timedelta(days=settings.window_days)
+        # One grouped read each for the whole shop; only the statistics rows go by batch.
+        results = uow.ledger.results_since(shop_id, since)
+        activity = uow.engagement.activity(shop_id, since)
     for start in range(0, len(ids), BATCH):
         batch = ids[start : start + BATCH]
         with uow_factory() as uow:
-            results = uow.ledger.results_since(shop_id, since)
             totals = uow.ledger.totals(shop_id, batch)
-            activity = uow.engagement.activity(shop_id, since)
             scores = []
             for aid in batch:
                 r = results.get(aid)

@@ -304,3 +304,20 @@ def test_only_active_ambassadors_join(c, client, shop):
         assert api(client, "POST", f"/challenges/{cid}/participants", bad).status_code == 422
     missing = api(client, "POST", f"/challenges/{cid}/participants", {"ambassador_id": 99999})
     assert missing.status_code == 404
+
+
+def test_scoring_in_batches_scores_everyone_and_drops_people_no_longer_scored(
+    c, client, shop, monkeypatch
+):
+    from connector.services import engagement as service
+
+    monkeypatch.setattr(service, "BATCH", 2)
+    ids = [enrol(c, shop, f"P{i}", "Q", f"BATCH{i}") for i in range(5)]
+    assert jobs.score_engagement() == {"scored": 5}
+    with c.uow() as uow:
+        assert set(uow.engagement.scores(shop.id)) == set(ids)
+    api(client, "POST", f"/ambassadors/{ids[0]}/status", {"status": "removed"})
+    assert jobs.score_engagement() == {"scored": 4}
+    assert api(client, "GET", "/engagement").get_json()["scored"] == 4
+    assert api(client, "GET", f"/ambassadors/{ids[0]}").get_json()["engagement"] == {
+        "score": 0.0, "band": "not engaged"}

@@ -321,3 +321,25 @@ def test_scoring_in_batches_scores_everyone_and_drops_people_no_longer_scored(
     assert api(client, "GET", "/engagement").get_json()["scored"] == 4
     assert api(client, "GET", f"/ambassadors/{ids[0]}").get_json()["engagement"] == {
         "score": 0.0, "band": "not engaged"}
+
+
+def test_the_commands_score_and_close_by_hand(c, shop, settings):
+    from click.testing import CliRunner
+
+    from entrypoints.cli import main
+
+    enrol(c, shop, "Cli", "User", "CLI10")
+    env = {"APP_ENV": "test", "DATABASE_URL": settings.database_url,
+           "SHOPIFY_API_KEY": "k", "SHOPIFY_API_SECRET": "s",
+           "INSTANCE_PATH": str(settings.instance_path)}
+    try:
+        result = CliRunner().invoke(main, ["score-engagement", "--shop", SHOP], env=env)
+        assert result.exit_code == 0, result.output
+        assert "scored 1: 0 engaged, 0 marginal, 1 not engaged" in result.output
+        result = CliRunner().invoke(main, ["close-challenges"], env=env)
+        assert result.exit_code == 0 and "closed 0 challenge(s)" in result.output
+        bad = CliRunner().invoke(main, ["score-engagement", "--shop", "nope.myshopify.com"],
+                                 env=env)
+        assert bad.exit_code != 0
+    finally:
+        jobs.configure(c)

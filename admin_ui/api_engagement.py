@@ -35,6 +35,14 @@ def _id(value: str, what: str) -> int:
     return int(value)
 
 
+def _body_id(data: dict[str, Any], key: str) -> int:
+    """A database id from a JSON body: a positive integer that fits BIGINT."""
+    value = data.get(key)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value < 2**63:
+        raise ApiError(422, f"invalid_{key}", f"{key} must be a positive integer")
+    return value
+
+
 def _days(default: int = 90) -> int:
     raw = request.args.get("days")
     if raw is None:
@@ -125,10 +133,7 @@ def challenge_leaderboard(challenge_id: str) -> Any:
 
 @bp.post("/challenges/<challenge_id>/participants")
 def join_challenge(challenge_id: str) -> Any:
-    data = json_body()
-    aid = data.get("ambassador_id")
-    if isinstance(aid, bool) or not isinstance(aid, int) or aid < 1:
-        raise ApiError(422, "invalid_ambassador_id", "ambassador_id must be an integer")
+    aid = _body_id(json_body(), "ambassador_id")
     c = container()
     added = call(challenges.join, c.uow(), c.clock, g.shop, _id(challenge_id, "challenge"), aid)
     return jsonify({"joined": True, "new": added}), 201 if added else 200
@@ -182,9 +187,7 @@ def list_submissions() -> Any:
 def create_submission() -> Any:
     """Record a post or review for an ambassador (ambassadors submit from the portal)."""
     data = json_body()
-    aid = data.get("ambassador_id")
-    if isinstance(aid, bool) or not isinstance(aid, int) or aid < 1:
-        raise ApiError(422, "invalid_ambassador_id", "ambassador_id must be an integer")
+    aid = _body_id(data, "ambassador_id")
     c = container()
     created = call(
         content.submit,

@@ -197,6 +197,8 @@ def list_ambassadors() -> Any:
         raise ApiError(422, "invalid_limit", "limit must be an integer") from None
     after = decode_cursor("a", request.args.get("cursor"))
     q = (request.args.get("q") or "").strip()[:200] or None
+    if q and "\x00" in q:  # PostgreSQL text cannot hold NUL: refuse rather than fail
+        raise ApiError(422, "invalid_query", "q must not contain NUL characters")
     rows = service.list_ambassadors(
         container().uow(),
         g.shop,

@@ -19,6 +19,8 @@ from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
+from connector.domain.content import storable
+
 
 class Metric(StrEnum):
     REVENUE = "revenue"
@@ -211,7 +213,7 @@ def parse(data: dict[str, Any], now: datetime) -> ChallengeInput:
     elif preset is not None:
         raise ChallengeInvalid("preset", "monthly or annual_most_raised")
     name = body.get("name")
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= NAME_MAX:
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= NAME_MAX or not storable(name):
         raise ChallengeInvalid("name", f"1 to {NAME_MAX} characters")
     try:
         metric = Metric(str(body.get("metric")))
@@ -259,7 +261,7 @@ def _prizes(raw: Any, mode: Mode) -> tuple[Prize, ...]:
         if not 0 < amount <= MAX_PRIZE:
             raise ChallengeInvalid(f"prizes[{i}].amount", f"above 0 and at most {MAX_PRIZE}")
         label = p.get("label", "")
-        if not isinstance(label, str) or len(label) > 200:
+        if not isinstance(label, str) or len(label) > 200 or not storable(label):
             raise ChallengeInvalid(f"prizes[{i}].label", "text up to 200 characters")
         prize_rank = None
         if mode is Mode.RANKING:
@@ -283,6 +285,8 @@ def _time(value: Any, name: str) -> datetime:
         raise ChallengeInvalid(name, "an ISO 8601 date-time with a zone") from None
     if parsed.tzinfo is None:
         raise ChallengeInvalid(name, "give a time zone (e.g. Z)")
+    if not 2000 <= parsed.year <= 2100:
+        raise ChallengeInvalid(name, "a date between the years 2000 and 2100")
     return parsed.astimezone(UTC)
 
 

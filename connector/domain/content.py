@@ -37,6 +37,14 @@ class ContentInvalid(ValueError):
 URL_MAX = 2000
 TEXT_MAX = 5000
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def storable(text: str) -> bool:
+    """Text the database can keep: no NUL (PostgreSQL refuses it) and no lone surrogate (not
+    encodable as UTF-8); JSON bodies can carry both."""
+    return _UNSTORABLE.search(text) is None
+
 
 @dataclass(frozen=True)
 class Submission:
@@ -62,7 +70,11 @@ class Submission:
 def normalise_url(raw: str) -> str:
     """An http(s) URL as submitted, checked; 422-worthy input raises :class:`ContentInvalid`."""
     text = (raw or "").strip()
-    if not text or len(text) > URL_MAX or any(ch.isspace() for ch in text):
+    if (
+        not text
+        or len(text) > URL_MAX
+        or any(ch.isspace() or not ch.isprintable() for ch in text)
+    ):
         raise ContentInvalid("url", f"an http(s) URL of at most {URL_MAX} characters")
     parts = urlsplit(text)
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:

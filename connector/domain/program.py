@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from connector.domain.codes import CodeFormat, CodeStrategy, InvalidCode
+from connector.domain.content import storable
 from connector.domain.engagement import EngagementSettings, EngagementSettingsInvalid
 
 
@@ -201,7 +202,11 @@ class ProgramSettings:
         except EngagementSettingsInvalid as exc:
             raise SettingsInvalid(exc.field, str(exc).split(": ", 1)[1]) from None
         disclosure = merged.get("disclosure_text", "#ad")
-        if not isinstance(disclosure, str) or not 2 <= len(disclosure.strip()) <= 200:
+        if (
+            not isinstance(disclosure, str)
+            or not 2 <= len(disclosure.strip()) <= 200
+            or not storable(disclosure)
+        ):
             raise SettingsInvalid("disclosure_text", "2 to 200 characters")
         return cls(
             friend_discount=friend,

@@ -18,6 +18,7 @@ from connector.domain.content import (
     SubmissionStatus,
     disclosure,
     normalise_url,
+    storable,
     url_key,
 )
 from connector.domain.shops import Shop
@@ -46,7 +47,7 @@ def submit(
         raise ProgramError("invalid_kind", "kind is post or review") from None
     if not isinstance(url, str):
         raise ProgramError("invalid_url", "url: an http(s) URL")
-    if not isinstance(text, str) or len(text) > TEXT_MAX:
+    if not isinstance(text, str) or len(text) > TEXT_MAX or not storable(text):
         raise ProgramError("invalid_text", f"text: up to {TEXT_MAX} characters")
     try:
         clean = normalise_url(url)
@@ -98,7 +99,9 @@ def decide(
 ) -> Submission:
     """Approve or reject a pending submission; 409 ``already_decided`` otherwise."""
     assert shop.id is not None
-    if reason is not None and (not isinstance(reason, str) or len(reason) > 1000):
+    if reason is not None and (
+        not isinstance(reason, str) or len(reason) > 1000 or not storable(reason)
+    ):
         raise ProgramError("invalid_reason", "reason: text up to 1000 characters")
     if not approve and not (reason or "").strip():
         raise ProgramError("missing_reason", "say why the submission is rejected")

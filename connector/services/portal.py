@@ -67,6 +67,8 @@ def request_login(
         address = normalise_email(str(email or ""))
     except ValueError:
         return
+    if "\x00" in address:
+        return
     now = clock.now()
     with uow:
         ambassador = uow.ambassadors.by_email(shop.id, address)

@@ -13,6 +13,7 @@ from connector.domain.content import (
     ResourceKind,
     check_upload,
     safe_filename,
+    storable,
     with_disclosure,
 )
 from connector.domain.shops import Shop
@@ -26,7 +27,11 @@ BODY_MAX = 5000
 
 
 def _title(value: Any) -> str:
-    if not isinstance(value, str) or not 1 <= len(value.strip()) <= TITLE_MAX:
+    if (
+        not isinstance(value, str)
+        or not 1 <= len(value.strip()) <= TITLE_MAX
+        or not storable(value)
+    ):
         raise ProgramError("invalid_title", f"title: 1 to {TITLE_MAX} characters")
     return value.strip()
 
@@ -81,7 +86,7 @@ def add_post(uow: UnitOfWork, shop: Shop, *, title: Any, body: Any) -> Resource:
     """A pre-written post; the program's disclosure is added when the text lacks one."""
     assert shop.id is not None
     clean_title = _title(title)
-    if not isinstance(body, str) or not 1 <= len(body.strip()) <= BODY_MAX:
+    if not isinstance(body, str) or not 1 <= len(body.strip()) <= BODY_MAX or not storable(body):
         raise ProgramError("invalid_body", f"body: 1 to {BODY_MAX} characters")
     with uow:
         wording = uow.program.settings(shop.id).disclosure_text

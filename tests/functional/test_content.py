@@ -135,3 +135,31 @@ def test_privacy_requests_export_and_erase_what_an_ambassador_submitted(c, clien
     with c.engine.connect() as conn:
         dump = str(conn.exec_driver_sql("SELECT * FROM content_submissions").all())
     assert "private" not in dump
+
+
+@pytest.mark.parametrize("bad", ["a\x00b", "a\ud800b"])
+def test_text_the_database_cannot_keep_is_422_everywhere(c, client, shop, bad):
+    aid = enrol(c, shop, "Nul", "Byte", "NUL10")
+    for method, path, body in (
+        ("POST", "/submissions", {"ambassador_id": aid, "url": "https://x.com/1", "text": bad}),
+        ("POST", "/submissions", {"ambassador_id": aid, "url": f"https://x.com/{bad}"}),
+        ("POST", "/challenges", {"name": bad, "metric": "orders",
+                                 "starts_at": "2026-12-01T00:00:00Z",
+                                 "ends_at": "2026-12-31T00:00:00Z"}),
+        ("POST", "/resources", {"title": "t", "body": bad}),
+        ("POST", "/resources", {"title": bad, "body": "b"}),
+        ("PATCH", "/program/settings", {"disclosure_text": f"#{bad}"}),
+    ):
+        response = api(client, method, path, body)
+        assert response.status_code == 422, (path, body, response.get_json())
+    assert api(client, "GET", "/ambassadors?q=a%00b").status_code == 422
+
+
+def test_ids_and_dates_out_of_range_are_422(c, client, shop):
+    for body in ({"ambassador_id": 2**63, "url": "https://x.com/1"},
+                 {"ambassador_id": 0, "url": "https://x.com/1"}):
+        assert api(client, "POST", "/submissions", body).status_code == 422
+    early = api(client, "POST", "/challenges", {
+        "name": "x", "metric": "orders", "starts_at": "0001-01-01T00:00:00+01:00",
+        "ends_at": "2026-12-31T00:00:00Z"})
+    assert early.status_code == 422

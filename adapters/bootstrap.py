@@ -29,12 +29,14 @@ from adapters.shopify.orders import ShopifyOrders
 from adapters.shopify.platform import ShopifyAdminPlatform
 from adapters.shopify.rewards import ShopifyRewards
 from adapters.shopify.verification import ShopifyVerifier
+from adapters.storage import LocalFileStorage, S3FileStorage
 from connector.ports import (
     Clock,
     CommercePlatform,
     CrmGateway,
     CustomerExport,
     DiscountPlatform,
+    FileStorage,
     IdGenerator,
     JobQueue,
     Notifier,
@@ -69,6 +71,7 @@ class Container:
     redis: Any = None
     salesforce: CrmGateway | None = None  # None: SALESFORCE_CLIENT_ID/SECRET unset
     rewards: RewardPlatform | None = None  # gift cards, store credit, reward codes
+    storage: FileStorage | None = None  # uploaded resources (local disk by default)
 
     @property
     def salesforce_redirect_uri(self) -> str:
@@ -167,4 +170,19 @@ def bootstrap(settings: Settings, **overrides: Any) -> Container:
             if settings.salesforce_enabled
             else None
         ),
+        storage=overrides.get("storage") or make_storage(settings),
     )
+
+
+def make_storage(settings: Settings) -> FileStorage:
+    """The S3-compatible bucket when ``STORAGE_S3_BUCKET`` is set, else the local disk."""
+    if settings.storage_s3_bucket:
+        return S3FileStorage(
+            settings.storage_s3_bucket,
+            prefix=settings.storage_s3_prefix,
+            endpoint_url=settings.storage_s3_endpoint_url,
+            region=settings.storage_s3_region,
+            access_key_id=settings.storage_s3_access_key_id,
+            secret_access_key=settings.storage_s3_secret_access_key,
+        )
+    return LocalFileStorage(settings.storage_dir or settings.instance_path / "uploads")

@@ -57,6 +57,13 @@ class Settings:
     #: process exits at once there, as a ``kill -9`` would, so the fault tests can stop a real
     #: worker at an exact step (e.g. after Shopify answered, before our commit).
     failpoints: frozenset[str] = frozenset()
+    storage_dir: Path | None = None  # uploaded resources; unset: <instance>/uploads
+    storage_s3_bucket: str | None = None  # set: uploads go to this S3-compatible bucket
+    storage_s3_prefix: str = ""
+    storage_s3_endpoint_url: str | None = None  # MinIO, R2...; unset: AWS
+    storage_s3_region: str | None = None
+    storage_s3_access_key_id: str | None = None
+    storage_s3_secret_access_key: str | None = None
 
     @property
     def is_production(self) -> bool:
@@ -143,6 +150,13 @@ class Settings:
             web_concurrency=_int(env, "WEB_CONCURRENCY", 0),
             metrics_token=env.get("METRICS_TOKEN") or None,
             failpoints=_failpoints(env, app_env),
+            storage_dir=Path(env.get("STORAGE_DIR") or instance / "uploads"),
+            storage_s3_bucket=env.get("STORAGE_S3_BUCKET") or None,
+            storage_s3_prefix=env.get("STORAGE_S3_PREFIX", ""),
+            storage_s3_endpoint_url=env.get("STORAGE_S3_ENDPOINT_URL") or None,
+            storage_s3_region=env.get("STORAGE_S3_REGION") or None,
+            storage_s3_access_key_id=env.get("STORAGE_S3_ACCESS_KEY_ID") or None,
+            storage_s3_secret_access_key=env.get("STORAGE_S3_SECRET_ACCESS_KEY") or None,
         )
 
 

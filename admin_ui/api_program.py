@@ -29,7 +29,7 @@ from connector.ports import (
     RewardTotals,
 )
 from connector.services import ambassadors as service
-from connector.services import program, tiers
+from connector.services import engagement, program, tiers
 
 MAX_PAGE = 200
 
@@ -43,8 +43,13 @@ def render(ambassadors: list[Ambassador]) -> list[dict[str, Any]]:
     """Ambassador JSON for a page of ambassadors: tiers and statistics read once."""
     with container().uow() as uow:
         tiers = {t.id: t for t in uow.program.tiers(g.shop.id)}
-        totals = uow.ledger.totals(g.shop.id, [a.id for a in ambassadors if a.id is not None])
-    return [ambassador_json(a, tiers, totals.get(a.id or 0)) for a in ambassadors]
+        ids = [a.id for a in ambassadors if a.id is not None]
+        totals = uow.ledger.totals(g.shop.id, ids)
+        scores = engagement.engagement_of(uow, g.shop.id, ids)
+    return [
+        ambassador_json(a, tiers, totals.get(a.id or 0), scores.get(a.id or 0))
+        for a in ambassadors
+    ]
 
 
 def render_one(ambassador: Ambassador) -> dict[str, Any]:
@@ -52,7 +57,10 @@ def render_one(ambassador: Ambassador) -> dict[str, Any]:
 
 
 def ambassador_json(
-    a: Ambassador, tiers: dict[int | None, Tier], totals: RewardTotals | None = None
+    a: Ambassador,
+    tiers: dict[int | None, Tier],
+    totals: RewardTotals | None = None,
+    score: tuple[Decimal, str] | None = None,
 ) -> dict[str, Any]:
     shop = g.shop
     currency = shop.currency or "USD"
@@ -74,8 +82,11 @@ def ambassador_json(
         "since": a.since.isoformat() if a.since else None,
         "created_at": a.created_at.isoformat() if a.created_at else None,
         "updated_at": a.updated_at.isoformat() if a.updated_at else None,
-        # Scoring arrives with the engagement capability; until then nobody is scored.
-        "engagement": {"score": 0.0, "band": "not engaged"},
+        # As the last scoring left it (connector/services/engagement.py); not scored yet: 0.
+        "engagement": {
+            "score": float(score[0]) if score else 0.0,
+            "band": score[1] if score else "not engaged",
+        },
         "stats": _stats_json(totals, currency),
     }
 
@@ -186,6 +197,8 @@ def list_ambassadors() -> Any:
         raise ApiError(422, "invalid_limit", "limit must be an integer") from None
     after = decode_cursor("a", request.args.get("cursor"))
     q = (request.args.get("q") or "").strip()[:200] or None
+    if q and "\x00" in q:  # PostgreSQL text cannot hold NUL: refuse rather than fail
+        raise ApiError(422, "invalid_query", "q must not contain NUL characters")
     rows = service.list_ambassadors(
         container().uow(),
         g.shop,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from admin_ui import openapi_engagement
+
 
 def _ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -527,7 +529,7 @@ def openapi_document() -> dict[str, Any]:
                     "description": "Shopify App Bridge session token",
                 }
             },
-            "schemas": SCHEMAS,
+            "schemas": {**SCHEMAS, **openapi_engagement.SCHEMAS},
         },
         "paths": {
             "/shop": {
@@ -897,5 +899,6 @@ def openapi_document() -> dict[str, Any]:
                 )
             },
             **payout_paths(),
+            **openapi_engagement.paths(),
         },
     }

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Protocol, Self
@@ -17,10 +17,14 @@ from typing import Any, Protocol, Self
 from connector.domain.ambassadors import Ambassador, AuditEntry
 from connector.domain.applications import Application, ApplicationStatus, ApplicationVote
 from connector.domain.attribution import AmbassadorIdentity, Candidate, Reason
+from connector.domain.challenges import Challenge, Standing
+from connector.domain.content import Resource, Submission, SubmissionStatus
+from connector.domain.engagement import BandCounts, Score
 from connector.domain.money import Money
 from connector.domain.orders import Order, Refund
 from connector.domain.payouts import PayoutState, RewardForm
 from connector.domain.program import FriendDiscount, ProgramSettings
+from connector.domain.roi import CostEntry, RoiOrder
 from connector.domain.salesforce import (
     AmbassadorSnapshot,
     ApiUsage,
@@ -229,6 +233,15 @@ class UnitOfWork(Protocol):
     @property
     def payouts(self) -> PayoutRepository: ...
 
+    @property
+    def engagement(self) -> EngagementRepository: ...
+
+    @property
+    def challenges(self) -> ChallengeRepository: ...
+
+    @property
+    def content(self) -> ContentRepository: ...
+
     def __enter__(self) -> Self: ...
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None: ...
@@ -326,6 +339,8 @@ class Job(StrEnum):
     RUN_PAYOUTS = "run_payouts"
     FULFIL_PAYOUT = "fulfil_payout"
     FULFIL_DUE_PAYOUTS = "fulfil_due_payouts"
+    SCORE_ENGAGEMENT = "score_engagement"
+    CLOSE_CHALLENGES = "close_challenges"
 
 
 class JobQueue(Protocol):
@@ -1364,3 +1379,173 @@ class RewardPlatform(Protocol):
         """A single-use code for one customer: ``value`` off the order, or (``product_id``)
         one product free."""
         ...
+
+
+# --- engagement: scores, challenges, content, resources, the portal --------------------------
+
+
+@dataclass(frozen=True)
+class StoredScore:
+    ambassador_id: int
+    score: Decimal
+    band: str
+    components: tuple[Mapping[str, Any], ...]
+    computed_at: datetime
+
+
+@dataclass(frozen=True)
+class ActivityCounts:
+    """What an ambassador did outside orders over a window (the engagement inputs)."""
+
+    content_submitted: int = 0
+    content_approved: int = 0
+    challenges: int = 0
+    portal_visits: int = 0  # distinct days with a portal visit or a resource download
+
+
+class EngagementRepository(Protocol):
+    def scorable(self, shop_id: int) -> list[int]:
+        """Ids of the ambassadors that are scored (active or paused)."""
+        ...
+
+    def activity(self, shop_id: int, since: datetime) -> dict[int, ActivityCounts]:
+        """Per ambassador: submissions, challenges joined and portal days since ``since``."""
+        ...
+
+    def save_scores(self, shop_id: int, scores: Sequence[tuple[int, Score]]) -> None:
+        """Replace these ambassadors' stored scores."""
+        ...
+
+    def drop_unscored(self, shop_id: int, keep: Sequence[int]) -> int:
+        """Delete stored scores of ambassadors not in ``keep`` (removed, back to applied)."""
+        ...
+
+    def scores(
+        self, shop_id: int, ambassador_ids: Sequence[int] | None = None
+    ) -> dict[int, StoredScore]:
+        """Stored scores (every scored ambassador of the shop when ``ambassador_ids`` is None)."""
+        ...
+
+    def band_counts(self, shop_id: int) -> BandCounts: ...
+
+    def save_snapshot(self, shop_id: int, day: date, counts: BandCounts) -> None:
+        """The day's band counts (a later scoring the same day replaces them)."""
+        ...
+
+    def snapshots(self, shop_id: int, since: date) -> list[tuple[date, BandCounts]]: ...
+
+    def record(self, shop_id: int, ambassador_id: int, kind: str, ref: str, at: datetime) -> bool:
+        """Note an event (``portal_visit``, ``resource_download``, ``disclosure_ack``); one per
+        (ambassador, kind, ref, day): False when the day already has it."""
+        ...
+
+    def first_event(self, shop_id: int, ambassador_id: int, kind: str) -> datetime | None: ...
+
+    def add_login_token(
+        self, shop_id: int, ambassador_id: int, token_hash: str, expires_at: datetime
+    ) -> None: ...
+
+    def use_login_token(self, token_hash: str, now: datetime) -> tuple[int, int] | None:
+        """(shop id, ambassador id) of an unused, unexpired token, marking it used (single
+        use, atomic); None otherwise."""
+        ...
+
+    def recent_login_tokens(self, shop_id: int, ambassador_id: int, since: datetime) -> int: ...
+
+    def next_unlock(self, shop_id: int, ambassador_id: int) -> tuple[datetime, int] | None:
+        """(earliest hold end, rewards still on hold) of the ambassador's pending rewards."""
+        ...
+
+    def roi_inputs(
+        self, shop_id: int, since: datetime, until: datetime
+    ) -> tuple[list[RoiOrder], list[CostEntry], list[tuple[datetime, int, int | None]]]:
+        """The return-on-influence inputs of ``[since, until)``: every order with its
+        attribution, the ledger entries (cost), and approved content (when, who, tier)."""
+        ...
+
+
+class ChallengeRepository(Protocol):
+    def add(self, challenge: Challenge) -> Challenge: ...
+
+    def get(self, shop_id: int, challenge_id: int, *, for_update: bool = False) -> Challenge | None:
+        ...
+
+    def search(self, shop_id: int, *, status: str | None = None) -> list[Challenge]:
+        """Newest start first."""
+        ...
+
+    def due(self, now: datetime) -> list[tuple[int, int]]:
+        """(shop id, challenge id) of open challenges that have ended, every shop."""
+        ...
+
+    def join(self, shop_id: int, challenge_id: int, ambassador_id: int, at: datetime) -> bool:
+        """Idempotent: False when already a participant."""
+        ...
+
+    def participants(self, shop_id: int, challenge_id: int) -> list[int]: ...
+
+    def joined(self, shop_id: int, ambassador_id: int) -> set[int]: ...
+
+    def standings(self, challenge: Challenge) -> list[Standing]:
+        """Every participant's metric over the challenge's time box, with when it was reached
+        (unranked; the domain ranks)."""
+        ...
+
+    def close(self, challenge: Challenge, results: Sequence[Standing], at: datetime) -> bool:
+        """Mark closed with its results; False when it was already closed."""
+        ...
+
+
+class ContentRepository(Protocol):
+    def add_submission(self, submission: Submission) -> Submission | None:
+        """Insert; None when the shop already has a submission of this URL."""
+        ...
+
+    def submission_by_url(self, shop_id: int, url_key: str) -> Submission | None: ...
+
+    def get_submission(
+        self, shop_id: int, submission_id: int, *, for_update: bool = False
+    ) -> Submission | None: ...
+
+    def submissions(
+        self,
+        shop_id: int,
+        *,
+        status: SubmissionStatus | None = None,
+        ambassador_id: int | None = None,
+        after_id: int | None = None,
+        limit: int = 50,
+    ) -> list[Submission]:
+        """Newest first; keyset on id."""
+        ...
+
+    def decide(self, submission: Submission) -> bool:
+        """Store the decision of a still pending submission; False when no longer pending."""
+        ...
+
+    def add_resource(self, resource: Resource) -> Resource: ...
+
+    def get_resource(self, shop_id: int, resource_id: int) -> Resource | None: ...
+
+    def resources(self, shop_id: int) -> list[Resource]:
+        """Not archived, newest first."""
+        ...
+
+    def archive_resource(self, shop_id: int, resource_id: int) -> Resource | None: ...
+
+    def count_download(self, shop_id: int, resource_id: int) -> None: ...
+
+    def redact_ambassador(self, shop_id: int, ambassador_id: int) -> int:
+        """customers/redact: blank the URLs and texts the person submitted (statuses stay, so
+        the program's figures do). Returns the submissions changed."""
+        ...
+
+
+class FileStorage(Protocol):
+    """Where uploaded files live (local disk by default). Keys are made by the core."""
+
+    def put(self, key: str, data: bytes, content_type: str) -> None: ...
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def delete(self, key: str) -> None: ...

@@ -222,4 +222,7 @@ if __name__ == "__main__":  # pragma: no cover
 
 
 # Program subcommands live in their own module; importing it registers them on ``main``.
-from entrypoints import cli_program  # noqa: E402, F401
+from entrypoints import (  # noqa: E402
+    cli_engagement,  # noqa: F401
+    cli_program,  # noqa: F401
+)

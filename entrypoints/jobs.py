@@ -18,7 +18,9 @@ from connector.services import (
     ambassadors,
     applications,
     attribution,
+    challenges,
     codes,
+    engagement,
     inbox,
     installation,
     payouts,
@@ -256,10 +258,29 @@ def sync_salesforce(shop_domain: str | None = None) -> dict[str, Any] | list[str
     return report.figures()
 
 
+def score_engagement(shop_domain: str | None = None) -> dict[str, int]:
+    """Scheduled for every installed shop (or one): recompute engagement scores and today's
+    band counts."""
+    c = container()
+    scored = 0
+    for domain in [shop_domain] if shop_domain else program.installed_shops(c.uow):
+        scored += engagement.score_shop(c.uow, c.clock, domain).scored
+    return {"scored": scored}
+
+
+def close_challenges() -> dict[str, int]:
+    """Close every challenge that has ended: final leaderboard, prizes to the ledger."""
+    c = container()
+    closed = challenges.close_due(c.uow, c.clock)
+    log.info("challenges.closed", extra={**_job_context(), "closed": closed})
+    return {"closed": closed}
+
+
 __all__ = [
     "Job",
     "approve_rewards",
     "check_code_drift",
+    "close_challenges",
     "configure",
     "container",
     "enrol_customers",
@@ -272,6 +293,7 @@ __all__ = [
     "register_webhooks",
     "run_payouts",
     "scan_candidates",
+    "score_engagement",
     "send_notifications",
     "sweep_inbox",
     "sync_codes",

@@ -15,11 +15,14 @@ from werkzeug.routing import IntegerConverter
 # Imported for their side effect: each registers its routes on the API blueprint.
 import admin_ui.api_analytics
 import admin_ui.api_applications
+import admin_ui.api_engagement
 import admin_ui.api_health
 import admin_ui.api_ledger
 import admin_ui.api_payouts
 import admin_ui.api_program
-import admin_ui.api_salesforce  # noqa: F401
+import admin_ui.api_salesforce
+import admin_ui.pages_engagement
+import admin_ui.portal  # noqa: F401
 from adapters.bootstrap import Container, bootstrap
 from adapters.logs import configure_logging
 from adapters.queue.inprocess import InProcessJobQueue

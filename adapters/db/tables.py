@@ -606,3 +606,171 @@ payout_preferences = sa.Table(
     sa.Column("paypal_email", sa.String(254)),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+
+# --- engagement: scores, challenges, content, resources, the portal -----------------------------
+
+engagement_scores = sa.Table(
+    "engagement_scores",
+    metadata,
+    sa.Column(
+        "ambassador_id",
+        BigId,
+        sa.ForeignKey("ambassadors.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("score", sa.Numeric(4, 1), nullable=False),
+    sa.Column("band", sa.String(16), nullable=False),
+    sa.Column("components", sa.JSON, nullable=False),
+    sa.Column("computed_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("band IN ('not engaged', 'marginal', 'engaged')", name="band"),
+    sa.Index("ix_engagement_scores_shop_band", "shop_id", "band"),
+)
+
+# One row per shop per day: the band counts as the day's last scoring left them.
+engagement_snapshots = sa.Table(
+    "engagement_snapshots",
+    metadata,
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("not_engaged", sa.Integer, nullable=False),
+    sa.Column("marginal", sa.Integer, nullable=False),
+    sa.Column("engaged", sa.Integer, nullable=False),
+    sa.Column("taken_at", UTCDateTime, nullable=False),
+)
+
+# What ambassadors do outside orders: portal visits, resource downloads, the disclosure
+# acknowledgement. One row per (ambassador, kind, ref, day): a busy day is one visit.
+engagement_events = sa.Table(
+    "engagement_events",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "ambassador_id",
+        BigId,
+        sa.ForeignKey("ambassadors.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("kind", sa.String(24), nullable=False),
+    sa.Column("ref", sa.String(64), nullable=False, server_default=""),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("ambassador_id", "kind", "ref", "day"),
+    sa.Index("ix_engagement_events_shop_kind_day", "shop_id", "kind", "day"),
+)
+
+challenges = sa.Table(
+    "challenges",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(120), nullable=False),
+    sa.Column("metric", sa.String(24), nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("target", Amount),
+    sa.Column("starts_at", UTCDateTime, nullable=False),
+    sa.Column("ends_at", UTCDateTime, nullable=False),
+    sa.Column("prizes", sa.JSON, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("preset", sa.String(32)),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("results", sa.JSON),
+    sa.Column("closed_at", UTCDateTime),
+    sa.Column("created_by", sa.String(80), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.CheckConstraint("status IN ('open', 'closed')", name="status"),
+    sa.CheckConstraint("mode IN ('target', 'ranking')", name="mode"),
+    sa.Index("ix_challenges_shop_ends", "shop_id", "ends_at"),
+    sa.Index("ix_challenges_status_ends", "status", "ends_at"),
+)
+
+challenge_participants = sa.Table(
+    "challenge_participants",
+    metadata,
+    sa.Column(
+        "challenge_id",
+        BigId,
+        sa.ForeignKey("challenges.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column(
+        "ambassador_id",
+        BigId,
+        sa.ForeignKey("ambassadors.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("joined_at", UTCDateTime, nullable=False),
+    sa.Index("ix_challenge_participants_ambassador", "shop_id", "ambassador_id"),
+)
+
+content_submissions = sa.Table(
+    "content_submissions",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "ambassador_id",
+        BigId,
+        sa.ForeignKey("ambassadors.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("url_key", sa.String(64), nullable=False),  # sha256 of the normalised URL
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("disclosure_ok", sa.Boolean, nullable=False),
+    sa.Column("disclosure_found", sa.String(200)),
+    sa.Column("reason", sa.Text),
+    sa.Column("decided_by", sa.String(80)),
+    sa.Column("decided_at", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("shop_id", "url_key"),
+    sa.CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="status"),
+    sa.CheckConstraint("kind IN ('post', 'review')", name="kind"),
+    sa.Index("ix_content_submissions_shop_status_id", "shop_id", "status", "id"),
+    sa.Index("ix_content_submissions_ambassador", "shop_id", "ambassador_id"),
+)
+
+resources = sa.Table(
+    "resources",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("title", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("filename", sa.String(255)),
+    sa.Column("content_type", sa.String(100)),
+    sa.Column("size", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("storage_key", sa.String(255)),
+    sa.Column("body", sa.Text),  # a pre-written post (the disclosure text built in)
+    sa.Column("downloads", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("archived_at", UTCDateTime),
+    sa.CheckConstraint("kind IN ('flyer', 'graphic', 'post')", name="kind"),
+    sa.Index("ix_resources_shop_id", "shop_id", "id"),
+)
+
+# Magic links for ambassadors who are not customers: only a hash of the token is kept.
+portal_login_tokens = sa.Table(
+    "portal_login_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("shop_id", BigId, sa.ForeignKey("shops.id", ondelete="CASCADE"), nullable=False),
+    sa.Column(
+        "ambassador_id",
+        BigId,
+        sa.ForeignKey("ambassadors.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_portal_login_tokens_ambassador", "shop_id", "ambassador_id", "created_at"),
+)

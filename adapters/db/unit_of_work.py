@@ -15,6 +15,11 @@ from adapters.db.application_repository import (
     SqlAlchemyApplicationRepository,
     SqlAlchemyNotificationOutbox,
 )
+from adapters.db.engagement_repositories import (
+    SqlAlchemyChallengeRepository,
+    SqlAlchemyContentRepository,
+    SqlAlchemyEngagementRepository,
+)
 from adapters.db.engine import DatabaseUnavailable
 from adapters.db.ledger_repositories import SqlAlchemyLedgerRepository, SqlAlchemyOrderRepository
 from adapters.db.payout_repository import SqlAlchemyPayoutRepository
@@ -73,6 +78,9 @@ class SqlAlchemyUnitOfWork:
         self.reconciliation = SqlAlchemyReconciliationRepository(self._conn, now)
         self.salesforce = SqlAlchemySalesforceRepository(self._conn, self._cipher, now)
         self.payouts = SqlAlchemyPayoutRepository(self._conn, now)
+        self.engagement = SqlAlchemyEngagementRepository(self._conn, now)
+        self.challenges = SqlAlchemyChallengeRepository(self._conn, now)
+        self.content = SqlAlchemyContentRepository(self._conn, now)
         self._callbacks = []
         return self
 

@@ -55,6 +55,8 @@ JOBS: dict[Job, JobSpec] = {
     Job.FULFIL_DUE_PAYOUTS: JobSpec(
         "entrypoints.jobs.fulfil_due_payouts", "scheduled", timeout=120
     ),
+    Job.SCORE_ENGAGEMENT: JobSpec("entrypoints.jobs.score_engagement", "scheduled", timeout=1800),
+    Job.CLOSE_CHALLENGES: JobSpec("entrypoints.jobs.close_challenges", "scheduled", timeout=600),
 }
 
 #: Periodic jobs, every N seconds (run by the RQ cron scheduler inside ``ambassador worker``).
@@ -70,4 +72,7 @@ SCHEDULE: dict[Job, int] = {
     Job.SYNC_SALESFORCE: 60,
     Job.RUN_PAYOUTS: 3600,  # each shop's run once per period of its schedule
     Job.FULFIL_DUE_PAYOUTS: 60,  # retries after backoff, and payouts whose worker died
+    # Scores move with orders, content and visits; hourly keeps bands fresh at little cost.
+    Job.SCORE_ENGAGEMENT: 3600,
+    Job.CLOSE_CHALLENGES: 300,  # prizes within minutes of a challenge's end
 }

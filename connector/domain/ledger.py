@@ -24,6 +24,7 @@ class EntryKind(StrEnum):
     COMMISSION = "commission"  # first credit of an order
     ADJUSTMENT = "adjustment"  # the order grew (edited up) after its first credit
     REVERSAL = "reversal"  # refund, cancellation, or credit lost
+    BONUS = "bonus"  # not tied to an order (a challenge prize): approved and payable at once
 
 
 @dataclass(frozen=True)

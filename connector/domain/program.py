@@ -12,6 +12,8 @@ from enum import StrEnum
 from typing import Any
 
 from connector.domain.codes import CodeFormat, CodeStrategy, InvalidCode
+from connector.domain.content import storable
+from connector.domain.engagement import EngagementSettings, EngagementSettingsInvalid
 from connector.domain.payouts import PayoutSettings, PayoutSettingsInvalid
 
 
@@ -92,6 +94,10 @@ class ProgramSettings:
         ApplicationQuestion("audience", "Where do you share (links to your profiles)?"),
     )
     payouts: PayoutSettings = field(default_factory=PayoutSettings)
+    engagement: EngagementSettings = field(default_factory=EngagementSettings)
+    #: The program's own disclosure wording: content carrying it passes the disclosure check,
+    #: and it is built into the resources' pre-written posts.
+    disclosure_text: str = "#ad"
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -99,6 +105,7 @@ class ProgramSettings:
         data["code_format"]["strategy"] = self.code_format.strategy.value
         data["questions"] = [asdict(q) for q in self.questions]
         data["payouts"] = self.payouts.to_dict()
+        data["engagement"] = self.engagement.to_dict()
         return _jsonable(data)
 
     @classmethod
@@ -113,7 +120,7 @@ class ProgramSettings:
             **{
                 k: v
                 for k, v in data.items()
-                if k not in ("friend_discount", "code_format", "payouts")
+                if k not in ("friend_discount", "code_format", "payouts", "engagement")
             },
         }
         merged["friend_discount"] = {
@@ -197,6 +204,19 @@ class ProgramSettings:
             )
         except PayoutSettingsInvalid as exc:
             raise SettingsInvalid(exc.field, str(exc).split(": ", 1)[1]) from None
+        try:
+            engagement = EngagementSettings.from_dict(
+                data.get("engagement", {}), (base or cls()).engagement
+            )
+        except EngagementSettingsInvalid as exc:
+            raise SettingsInvalid(exc.field, str(exc).split(": ", 1)[1]) from None
+        disclosure = merged.get("disclosure_text", "#ad")
+        if (
+            not isinstance(disclosure, str)
+            or not 2 <= len(disclosure.strip()) <= 200
+            or not storable(disclosure)
+        ):
+            raise SettingsInvalid("disclosure_text", "2 to 200 characters")
         return cls(
             friend_discount=friend,
             code_format=code_format,
@@ -211,6 +231,8 @@ class ProgramSettings:
             tier_window_days=window,
             tier_grace_days=grace,
             payouts=payouts,
+            engagement=engagement,
+            disclosure_text=disclosure.strip(),
         )
 
 

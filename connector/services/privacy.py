@@ -57,6 +57,11 @@ def export_customer_data(
                      "social": dict(ap.social)}
                     for ap in uow.applications.for_ambassador(shop.id, a.id or 0)
                 ],
+                "content_submissions": [
+                    {"id": x.id, "kind": x.kind.value, "url": x.url, "text": x.text,
+                     "status": x.status.value}
+                    for x in uow.content.submissions(shop.id, ambassador_id=a.id, limit=10_000)
+                ],
             }
     summary = {
         "ambassador": ambassador,
@@ -146,6 +151,7 @@ def _anonymise_ambassador(uow: UnitOfWork, clock: Clock, shop_id: int, customer_
     status = a.status if a.status is AmbassadorStatus.REMOVED else AmbassadorStatus.REMOVED
     placeholder = f"redacted-{a.id}@redacted.invalid"
     uow.applications.redact_ambassador(shop_id, a.id, placeholder)
+    uow.content.redact_ambassador(shop_id, a.id)
     uow.notifications.redact_to(shop_id, a.email)
     uow.salesforce.request_erasure(shop_id, a.id)  # the next sync clears their Contact
     uow.ambassadors.save(

@@ -27,7 +27,7 @@ Guarantees:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -75,6 +75,7 @@ from connector.ports import (
     Job,
     JobQueue,
     OAuthState,
+    StoredScore,
     UnitOfWorkFactory,
 )
 from connector.services.installation import NotInstalled
@@ -479,6 +480,23 @@ class _Item:
     matched: bool = False
 
 
+def with_engagement(
+    pairs: Sequence[tuple[AmbassadorSnapshot, ContactLink | None]],
+    scores: Mapping[int, StoredScore],
+) -> list[tuple[AmbassadorSnapshot, ContactLink | None]]:
+    """The snapshots with each ambassador's stored engagement score and band (unscored: left
+    empty). They are part of the values hashed, so a new band or score is a change to sync."""
+    out = []
+    for snapshot, link in pairs:
+        stored = scores.get(snapshot.ambassador_id)
+        if stored is not None:
+            snapshot = replace(
+                snapshot, engagement_score=stored.score, engagement_band=stored.band
+            )
+        out.append((snapshot, link))
+    return out
+
+
 def due_items(
     pairs: Sequence[tuple[AmbassadorSnapshot, ContactLink | None]],
     shop_domain: str,
@@ -622,7 +640,7 @@ def _run(
         report.error = fields.message()
         return
     with uow_factory() as uow:
-        pairs = uow.salesforce.snapshots(shop_id)
+        pairs = with_engagement(uow.salesforce.snapshots(shop_id), uow.engagement.scores(shop_id))
     due, settle, forget = due_items(pairs, shop_domain, now, full=full)
     if settle or forget:
         with uow_factory() as uow:

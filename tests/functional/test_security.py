@@ -8,6 +8,7 @@ import base64
 import hmac
 import json
 import re
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,8 @@ from admin_ui.openapi import openapi_document
 from connector.domain.ambassadors import Ambassador, AmbassadorStatus, CodeState
 from connector.domain.applications import Application, ApplicationStatus
 from connector.domain.attribution import Reason
+from connector.domain.challenges import Challenge, Metric, Mode, Prize
+from connector.domain.content import Resource, ResourceKind, Submission, SubmissionKind
 from connector.domain.payouts import PayoutState, RewardForm
 from connector.domain.tiers import Tier
 from connector.domain.webhooks import IncomingWebhook
@@ -59,7 +62,18 @@ def seed_victim(container) -> dict[str, Any]:
             "orders/create", "victim-delivery", OTHER, json.dumps({"note": MARKER}), "2026-07",
             None, None), now)
         uow.inbox.fail(delivery_id, f"parked: {MARKER}", now, retry_at=None)
+        challenge = uow.challenges.add(Challenge(
+            None, shop.id, MARKER, Metric.ORDERS, Mode.RANKING, now - timedelta(days=9),
+            now - timedelta(days=1), "USD", prizes=(Prize(Decimal(5), 1),)))
+        uow.challenges.join(shop.id, challenge.id, ambassador.id, now - timedelta(days=5))
+        submission = uow.content.add_submission(Submission(
+            None, shop.id, ambassador.id, SubmissionKind.POST, f"https://example.com/{MARKER}",
+            MARKER))
+        resource = uow.content.add_resource(Resource(
+            None, shop.id, MARKER, ResourceKind.FLYER, filename="victim.pdf",
+            content_type="application/pdf", size=5, storage_key=f"{shop.id}/x/victim.pdf"))
         uow.commit()
+    container.storage.put(f"{shop.id}/x/victim.pdf", MARKER.encode(), "application/pdf")
     return {
         "ambassador_id": ambassador.id,
         "application_id": application.id,
@@ -72,6 +86,9 @@ def seed_victim(container) -> dict[str, Any]:
         "payout_id": payout.id,
         "batch_id": batch.id,
         "delivery_id": delivery_id,
+        "challenge_id": challenge.id,
+        "submission_id": submission.id,
+        "resource_id": resource.id,
     }
 
 
@@ -88,6 +105,8 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("post", "/payouts/{payout_id}/cancel"): {"reason": "x"},
     ("put", "/ambassadors/{ambassador_id}/payout-preference"): {"form": "store_credit"},
     ("post", "/ambassadors/{ambassador_id}/redemptions"): {"form": "store_credit", "points": 1},
+    ("post", "/challenges/{challenge_id}/participants"): {"ambassador_id": 1},
+    ("post", "/submissions/{submission_id}/reject"): {"reason": "x"},
 }
 
 
@@ -95,7 +114,9 @@ def victim_state(container) -> str:
     """Everything stored for shop B, as text: unchanged by anything shop A does."""
     tables = ["ambassadors", "tiers", "applications", "order_attributions", "privacy_requests",
               "payouts", "payout_batches", "payout_preferences",
-              "webhook_deliveries"]
+              "webhook_deliveries",
+              "challenges", "challenge_participants", "ledger_entries", "content_submissions",
+              "resources"]
     with container.engine.connect() as conn:
         shop_id = conn.execute(sa.text("SELECT id FROM shops WHERE domain = :d"),
                                {"d": OTHER}).scalar_one()

@@ -12,6 +12,7 @@ from typing import Any
 from flask import Response, g, jsonify, request
 
 from admin_ui.api import ApiError, actor, bp, call, container, json_body
+from connector.domain.content import storable
 from connector.domain.money import Money
 from connector.domain.payouts import PayoutState
 from connector.ports import Payout, PayoutBatch
@@ -24,6 +25,13 @@ def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return call(fn, *args, **kwargs)
     except PayoutError as exc:
         raise ApiError(exc.status, exc.code, str(exc)) from None
+
+
+def _text(value: Any, name: str, limit: int) -> str:
+    """A short text the database can keep (no NUL, no lone surrogate), or a 422 naming it."""
+    if not isinstance(value, str) or not 1 <= len(value) <= limit or not storable(value):
+        raise ApiError(422, f"invalid_{name}", f"{name} must be 1 to {limit} plain characters")
+    return value
 
 
 def _id(value: str, what: str) -> int:
@@ -163,7 +171,7 @@ def cancel_payout(payout_id: str) -> Any:
     """Reject, withdraw or release a payout: its amount returns to the balance."""
     c = container()
     body = json_body(optional=True)
-    reason = str(body.get("reason") or "cancelled by the merchant")[:500]
+    reason = _text(body.get("reason") or "cancelled by the merchant", "reason", 500)
     moved = _run(payouts.cancel, c.uow, g.shop.domain, _id(payout_id, "payout"), actor(), reason)
     return jsonify(payout_json(moved))
 
@@ -187,8 +195,8 @@ def create_payout_run() -> Any:
     c = container()
     body = json_body(optional=True)
     period = body.get("period")
-    if period is not None and (not isinstance(period, str) or not 1 <= len(period) <= 40):
-        raise ApiError(400, "invalid_period", "period must be a short text")
+    if period is not None:
+        period = _text(period, "period", 40)
     if period is None:
         period = f"manual:{c.clock.now():%Y-%m-%dT%H:%M:%S}"
     report = _run(
@@ -306,6 +314,8 @@ def set_payout_preference(ambassador_id: str) -> Any:
     email = body.get("paypal_email")
     if not isinstance(form, str) or (email is not None and not isinstance(email, str)):
         raise ApiError(400, "invalid_body", "form (text) and optional paypal_email (text)")
+    if email:
+        _text(email, "paypal_email", 254)
     pref = _run(
         payouts.set_preference, c.uow, g.shop.domain, _id(ambassador_id, "ambassador"), form, email
     )

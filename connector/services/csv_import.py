@@ -49,8 +49,12 @@ def read_rows(data: bytes) -> list[tuple[int, dict[str, str]]]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise CsvInvalid("the file is not UTF-8 text") from None
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip().lower() for h in reader.fieldnames or []]
+    # newline="": the csv module handles line ends itself (a lone CR is a line end, not junk).
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip().lower() for h in reader.fieldnames or []]
+    except csv.Error as exc:
+        raise CsvInvalid(f"line 1: {exc}") from None
     if "email" not in header:
         raise CsvInvalid("the header row must have an 'email' column")
     unknown = set(header) - KNOWN

@@ -16,7 +16,7 @@ def _order_id(value: str) -> int:
     text = value.strip()
     if text.startswith("gid://shopify/Order/"):
         text = text.rsplit("/", 1)[1]
-    if not text.isdigit() or len(text) > 19:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) >= 2**63:
         raise ApiError(404, "not_found", "no such order")
     return int(text)
 

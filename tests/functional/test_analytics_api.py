@@ -116,3 +116,15 @@ def test_ledger_ids_beyond_bigint_or_not_ascii_digits_are_refused_not_crashed(li
         response = live.api("GET", f"/ambassadors/{raw}/ledger")
         assert response.status_code == 404, (raw, response.status_code)
         assert response.json()["error"]["code"] == "not_found"
+
+
+def test_ids_in_paths_and_bodies_that_are_not_bigints_are_4xx_not_crashes(live):
+    live.install()
+    for path in ("/applications/²", "/orders/²/attribution",
+                 "/orders/9999999999999999999/attribution",
+                 "/orders/gid://shopify/Order/9999999999999999999/attribution"):
+        response = live.api("GET", path)
+        assert response.status_code == 404, (path, response.status_code)
+    for customer in ("gid://shopify/Customer/9999999999999999999", "²"):
+        response = live.api("POST", "/ambassadors", json={"customer_id": customer})
+        assert response.status_code == 422, (customer, response.status_code, response.text)

@@ -42,7 +42,7 @@ MAX_PAGE = 200
 
 
 def _application_id(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise ApiError(404, "not_found", "no such application")
     return int(value)
 

@@ -16,7 +16,7 @@ def _order_id(value: str) -> int:
     text = value.strip()
     if text.startswith("gid://shopify/Order/"):
         text = text.rsplit("/", 1)[1]
-    if not text.isdigit() or len(text) > 19:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) >= 2**63:
         raise ApiError(404, "not_found", "no such order")
     return int(text)
 
@@ -58,11 +58,14 @@ def order_attribution(order_id: str) -> Any:
 @bp.get("/ambassadors/<ambassador_id>/ledger")
 def ambassador_ledger(ambassador_id: str) -> Any:
     """The ambassador's ledger entries, newest first (cursor: the last entry id seen)."""
-    if not ambassador_id.isdigit() or int(ambassador_id) >= 2**63:  # ids are BIGINT
+    # ASCII digits only ("²".isdigit() is true, int() refuses it); ids are BIGINT.
+    if not (ambassador_id.isascii() and ambassador_id.isdigit()) or int(ambassador_id) >= 2**63:
         raise ApiError(404, "not_found", "no such ambassador")
     c = container()
     cursor = request.args.get("cursor")
-    if cursor is not None and (not cursor.isdigit() or int(cursor) >= 2**63):
+    if cursor is not None and (
+        not (cursor.isascii() and cursor.isdigit()) or int(cursor) >= 2**63
+    ):
         raise ApiError(422, "invalid_cursor", "the cursor is not one this API gave")
     with c.uow() as uow:
         if uow.ambassadors.get(g.shop.id, int(ambassador_id)) is None:

@@ -129,7 +129,7 @@ def _customer_id(value: Any) -> int:
     text = str(value or "").strip()
     if text.startswith("gid://shopify/Customer/"):
         text = text.rsplit("/", 1)[1]
-    if not text.isdigit() or len(text) > 19:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) >= 2**63:
         raise ApiError(422, "invalid_customer_id", "customer_id must be gid://shopify/Customer/N")
     return int(text)
 
@@ -214,7 +214,7 @@ def list_ambassadors() -> Any:
 
 
 def _ambassador_id(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
+    if not (value.isascii() and value.isdigit()) or len(value) > 18:
         raise ApiError(404, "not_found", "no such ambassador")
     return int(value)
 

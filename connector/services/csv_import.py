@@ -137,6 +137,6 @@ def _customer_id(value: str) -> int | None:
         return None
     if text.startswith("gid://shopify/Customer/"):
         text = text.rsplit("/", 1)[1]
-    if not text.isdigit() or len(text) > 19:
+    if not (text.isascii() and text.isdigit()) or len(text) > 19 or int(text) >= 2**63:
         raise ProgramError("invalid_customer_id", f"not a Shopify customer id: {value!r}")
     return int(text)

@@ -171,11 +171,10 @@ class Admin:
         page.on("pageerror", lambda exc: self.errors.append(f"{page.url}: uncaught {exc}"))
 
 
-@pytest.fixture
-def admin(demo: dict[str, Any], chromium: Any, request: pytest.FixtureRequest) -> Iterator[Admin]:
-    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="en-US")
+def _session(demo: dict[str, Any], chromium: Any, name: str, **options: Any) -> Admin:
+    context = chromium.new_context(viewport={"width": 1280, "height": 900}, locale="en-US",
+                                   **options)
     context.set_default_timeout(TIMEOUT_MS)
-    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:80]
     session = Admin(demo, context, None, name)
 
     def only_local(route: Any) -> None:
@@ -189,12 +188,20 @@ def admin(demo: dict[str, Any], chromium: Any, request: pytest.FixtureRequest) -
     context.route("**/*", only_local)
     context.on("page", session.watch)  # every page of the context, popups included
     session.page = context.new_page()
+    return session
+
+
+@pytest.fixture
+def admin(demo: dict[str, Any], chromium: Any, request: pytest.FixtureRequest) -> Iterator[Admin]:
+    """A fresh browser context on the demo (no state shared between tests)."""
+    name = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:80]
+    session = _session(demo, chromium, name)
     yield session
     try:
         if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
             session.shot("failure")
     finally:
-        context.close()
+        session.context.close()
     assert not session.errors, "console errors:\n" + "\n".join(session.errors)
 
 

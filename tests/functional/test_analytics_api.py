@@ -53,6 +53,7 @@ def test_bad_parameters_are_422_with_a_json_error(live):
     for path, params in [("/analytics/timeseries", {"days": "0"}),
                          ("/analytics/timeseries", {"days": "367"}),
                          ("/analytics/timeseries", {"days": "ten"}),
+                         ("/analytics/timeseries", {"days": "²"}),  # isdigit, not int
                          ("/analytics/program", {"limit": "-1"})]:
         response = live.api("GET", path, params=params)
         assert response.status_code == 422, (path, params)
@@ -107,3 +108,23 @@ def test_a_parked_delivery_is_listed_and_replayed_once(client, container):
     again = client.post(f"/api/v1/health/deliveries/{delivery_id}/replay", headers=headers)
     assert again.status_code == 404 and again.get_json()["error"]["code"] == "not_found"
     assert client.get("/api/v1/health/system", headers=headers).get_json()["inbox"]["failed"] == 0
+
+
+def test_ledger_ids_beyond_bigint_or_not_ascii_digits_are_refused_not_crashed(live):
+    live.install()
+    for raw in ("9223372036854775808", "²"):
+        response = live.api("GET", f"/ambassadors/{raw}/ledger")
+        assert response.status_code == 404, (raw, response.status_code)
+        assert response.json()["error"]["code"] == "not_found"
+
+
+def test_ids_in_paths_and_bodies_that_are_not_bigints_are_4xx_not_crashes(live):
+    live.install()
+    for path in ("/applications/²", "/orders/²/attribution",
+                 "/orders/9999999999999999999/attribution",
+                 "/orders/gid://shopify/Order/9999999999999999999/attribution"):
+        response = live.api("GET", path)
+        assert response.status_code == 404, (path, response.status_code)
+    for customer in ("gid://shopify/Customer/9999999999999999999", "²"):
+        response = live.api("POST", "/ambassadors", json={"customer_id": customer})
+        assert response.status_code == 422, (customer, response.status_code, response.text)

@@ -21,6 +21,13 @@ UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 PROTECTED = {
     "/webhooks/shopify": "X-Shopify-Hmac-Sha256 over the raw body",
     "/proxy/apply": "the app-proxy signature and an HMAC form token",
+    # The ambassador portal: the app-proxy signature, and an HMAC form token bound to the shop
+    # and the ambassador (login: to the shop), see tests/functional/test_portal.py.
+    "/proxy/dashboard/login": "the app-proxy signature and an HMAC form token",
+    "/proxy/dashboard/disclosure": "the app-proxy signature and the ambassador's form token",
+    "/proxy/dashboard/submissions": "the app-proxy signature and the ambassador's form token",
+    "/proxy/dashboard/challenges/<int:challenge_id>/join":
+        "the app-proxy signature and the ambassador's form token",
 }
 TEMPLATES = Path(__file__).resolve().parents[2] / "admin_ui" / "templates"
 
@@ -59,3 +66,20 @@ def test_the_admin_templates_post_no_form_to_the_server():
     for template in (TEMPLATES / "admin").glob("*.html"):
         text = template.read_text()
         assert not re.search(r"<form[^>]*method=[\"']?post", text, re.I), template.name
+
+
+def test_a_cross_site_portal_post_is_refused_and_stores_nothing(client, container):
+    from connector.domain.ambassadors import Ambassador, AmbassadorStatus
+    from tests.conftest import install_shop
+
+    shop = install_shop(container)
+    with container.uow() as uow:
+        uow.ambassadors.add(Ambassador(None, shop.id, "amb@example.com", AmbassadorStatus.ACTIVE,
+                                       customer_id=5, code="AMB10"))
+        uow.commit()
+    fields = {"kind": "post", "url": "https://example.com/forged", "text": "#ad forged"}
+    path = "/proxy/dashboard/submissions"
+    assert client.post(path, data=fields).status_code == 401  # not signed by Shopify
+    # Signed (the ambassador's own browser, lured by another site) but without the form token.
+    assert client.post(proxy_path(path, customer_id=5), data=fields).status_code == 400
+    assert count_rows(container, "content_submissions") == 0

@@ -61,6 +61,7 @@ from bench.common import (  # noqa: E402
 
 BIG, SHOP_A, SHOP_B = "big.myshopify.com", "small-a.myshopify.com", "small-b.myshopify.com"
 TICK = 0.05  # the feeder stores a tick's worth of webhooks at a time
+BATCH = int(os.environ.get("FAIRNESS_BATCH", "200"))  # experiment only
 
 
 def payload(order_id: int) -> str:
@@ -117,7 +118,7 @@ class Inbox:
         from connector.services.inbox import process_inbox
 
         while True:
-            done = process_inbox(self.uow, self.handlers, self.clock)
+            done = process_inbox(self.uow, self.handlers, self.clock, batch_size=BATCH)
             if not done.batches:
                 if stop.is_set():
                     return

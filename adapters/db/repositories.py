@@ -194,14 +194,19 @@ class SqlAlchemyInboxRepository:
         oldest rows), and what a shop leaves unused goes to the oldest rows of the others, so
         one shop's backlog never makes another shop's deliveries wait for it to drain."""
         t = webhook_deliveries.c
-        shops = int(
+        # Shops with work, in the order of their oldest waiting row: with more shops than a
+        # batch holds, those waiting longest come first.
+        shops = list(
             self._conn.execute(
-                sa.select(sa.func.count(sa.distinct(t.shop_domain))).where(self._claimable(now))
-            ).scalar_one()
+                sa.select(t.shop_domain)
+                .where(self._claimable(now))
+                .group_by(t.shop_domain)
+                .order_by(sa.func.min(t.id))
+            ).scalars()
         )
         if not shops:
             return []
-        ids = self._fair_ids(limit, now, -(-limit // shops)) if shops > 1 else []
+        ids = self._fair_ids(shops, limit, now) if len(shops) > 1 else []
         if len(ids) < limit:
             rest = (
                 sa.select(t.id)
@@ -250,10 +255,12 @@ class SqlAlchemyInboxRepository:
             key=lambda d: d.id,
         )
 
-    def _fair_ids(self, limit: int, now: datetime, per_shop: int) -> list[int]:
-        """Up to ``per_shop`` of the oldest claimable rows of every shop, row-locked (``SKIP
-        LOCKED``: rows another worker is claiming are passed over, as in a FIFO claim)."""
+    def _fair_ids(self, shops: list[str], limit: int, now: datetime) -> list[int]:
+        """Up to an equal share of the batch of the oldest claimable rows of every shop,
+        row-locked (``SKIP LOCKED``: rows another worker is claiming are passed over, as in a
+        FIFO claim)."""
         t = webhook_deliveries.c
+        per_shop = -(-limit // len(shops))
         if self._conn.dialect.name != "postgresql":
             # SQLite: no row locks (writes are serialised at BEGIN); rank rows per shop.
             rank = sa.func.row_number().over(partition_by=t.shop_domain, order_by=t.id)
@@ -266,18 +273,14 @@ class SqlAlchemyInboxRepository:
                     .limit(limit)
                 ).scalars()
             )
-        # Shops in the order of their oldest waiting row: with more shops than a batch holds,
-        # those waiting longest come first.
-        shops = (
-            sa.select(t.shop_domain, sa.func.min(t.id).label("first"))
-            .where(self._claimable(now))
-            .group_by(t.shop_domain)
-            .subquery("s")
-        )
+        waiting = sa.values(
+            sa.column("shop_domain", sa.String), sa.column("position", sa.Integer), name="s"
+        ).data([(shop, i) for i, shop in enumerate(shops)])
         d = webhook_deliveries.alias("d")
+        # Per shop, its oldest rows through ix_webhook_deliveries_claimable_shop.
         oldest = (
             sa.select(d.c.id)
-            .where(d.c.shop_domain == shops.c.shop_domain, self._claimable(now, d))
+            .where(d.c.shop_domain == waiting.c.shop_domain, self._claimable(now, d))
             .order_by(d.c.id)
             .limit(per_shop)
             .with_for_update(skip_locked=True)
@@ -285,8 +288,8 @@ class SqlAlchemyInboxRepository:
         )
         picked = (
             sa.select(oldest.c.id)
-            .select_from(shops.join(oldest, sa.true()))
-            .order_by(shops.c.first, oldest.c.id)
+            .select_from(waiting.join(oldest, sa.true()))
+            .order_by(waiting.c.position, oldest.c.id)
             .limit(limit)
         )
         return list(self._conn.execute(picked).scalars())

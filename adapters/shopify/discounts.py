@@ -297,10 +297,13 @@ class ShopifyDiscounts:
         out but its answer was lost (a timeout, a reset, a 5xx after the fact) and the create
         was sent again: our title and ``first_code`` as its only code. Adopted instead of
         moving the ambassador to another code, which would leave a second discount behind."""
-        node = self._gql.execute(
-            shop_domain, access_token, CODE_OWNER, {"code": first_code}, estimated_cost=3
-        ).data.get("codeDiscountNodeByCode")
-        discount = (node or {}).get("codeDiscount") or {}
+        node = (
+            self._gql.execute(
+                shop_domain, access_token, CODE_OWNER, {"code": first_code}, estimated_cost=3
+            ).data.get("codeDiscountNodeByCode")
+            or {}
+        )
+        discount = node.get("codeDiscount") or {}
         codes = (discount.get("codes") or {}).get("nodes") or []
         if (
             discount.get("title") == title

@@ -168,3 +168,29 @@ def pending_codes(container: Any) -> int:
     with container.engine.connect() as conn:
         return int(conn.execute(sa.text(
             "SELECT count(*) FROM ambassadors WHERE code_state <> 'active'")).scalar_one())
+
+
+def test_codes_added_again_after_a_lost_answer_are_recognised_as_ours(shopify):
+    """The add of new codes is carried out but its answer is lost (a reset); the client sends
+    it again and Shopify refuses the codes as taken: by our own discount. They are confirmed,
+    not moved to other codes (which would leave these in Shopify, owned by no one)."""
+    import sqlalchemy as sa
+
+    from bench.code_issuance import insert_ambassadors
+    from connector.services import codes
+
+    container, emulator = shopify
+    insert_ambassadors(container.engine, shop_id(container), 3, "ONE")
+    codes.sync_codes(container.uow, container.discounts, container.access_token,
+                     container.clock, SHOP)
+    insert_ambassadors(container.engine, shop_id(container), 3, "TWO")
+    emulator.set_fault("reset", 1, after=True)
+    report = codes.sync_codes(container.uow, container.discounts, container.access_token,
+                              container.clock, SHOP)
+    assert emulator.armed_faults == 0  # the fault struck
+    assert (report.added, report.collisions, report.errors) == (3, 0, [])
+    with container.engine.connect() as conn:
+        ours = set(conn.execute(sa.text(
+            "SELECT code FROM ambassadors WHERE code_state = 'active'")).scalars())
+    in_shopify = {c.code for c in emulator.shop(SHOP).redeem_codes.values()}
+    assert ours == in_shopify and len(ours) == 6

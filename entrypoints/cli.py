@@ -113,8 +113,16 @@ def worker(burst: bool) -> None:
         # SimpleWorker runs jobs in this process instead of forking per job: ~4× the job
         # throughput (PLATFORM.md), and the container's pools are reused. Jobs keep their
         # timeouts (signal-based), and a crash is recovered by RQ's maintenance like a fork's.
+        class Worker(SimpleWorker):
+            def request_stop(self, signum: Any, frame: Any) -> None:
+                # Warm shutdown (SIGTERM): RQ lets the running job finish; the inbox drain,
+                # which would go on while webhooks keep coming, stops after its current
+                # batch, so the worker exits well within the platform's 30 s.
+                jobs.shutdown.set()
+                super().request_stop(signum, frame)
+
         queues = [Queue(name, connection=redis) for name in QUEUES]
-        w = SimpleWorker(queues, connection=redis, maintenance_interval=60)
+        w = Worker(queues, connection=redis, maintenance_interval=60)
         w.work(burst=burst, with_scheduler=True)
     finally:
         if cron is not None:

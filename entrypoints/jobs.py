@@ -60,9 +60,15 @@ def _job_context() -> dict[str, Any]:
         return {}
 
 
+#: Set when the worker is asked to shut down (SIGTERM): long jobs stop at their next safe point.
+shutdown = threading.Event()
+
+
 def process_inbox() -> dict[str, int]:
     c = container()
-    result = inbox.process_inbox(c.uow, c.handlers, c.clock, c.jobs, decode=jsonfast.loads)
+    result = inbox.process_inbox(
+        c.uow, c.handlers, c.clock, c.jobs, decode=jsonfast.loads, stop=shutdown.is_set
+    )
     log.info(
         "inbox.drained",
         extra={

@@ -178,8 +178,8 @@ class SqlAlchemyInboxRepository:
         stmt = _inbox_insert(self._conn.dialect.name)
         return self._conn.execute(stmt, params).scalar_one_or_none()
 
-    def _claimable(self, now: datetime) -> Any:
-        t = webhook_deliveries.c
+    def _claimable(self, now: datetime, table: Any = webhook_deliveries) -> Any:
+        t = table.c
         # ``locked_until``: a claim's lease (processing) or a retry's back-off (pending).
         return sa.or_(
             sa.and_(
@@ -190,17 +190,37 @@ class SqlAlchemyInboxRepository:
         )
 
     def claim(self, limit: int, now: datetime, lease: timedelta) -> list[Delivery]:
+        """Fair across shops: each shop with work gets an equal share of the batch (its
+        oldest rows), and what a shop leaves unused goes to the oldest rows of the others, so
+        one shop's backlog never makes another shop's deliveries wait for it to drain."""
         t = webhook_deliveries.c
-        ids = (
-            sa.select(t.id)
-            .where(self._claimable(now))
-            .order_by(t.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
+        # Shops with work, in the order of their oldest waiting row: with more shops than a
+        # batch holds, those waiting longest come first.
+        shops = list(
+            self._conn.execute(
+                sa.select(t.shop_domain)
+                .where(self._claimable(now))
+                .group_by(t.shop_domain)
+                .order_by(sa.func.min(t.id))
+            ).scalars()
         )
+        if not shops:
+            return []
+        ids = self._fair_ids(shops, limit, now) if len(shops) > 1 else []
+        if len(ids) < limit:
+            rest = (
+                sa.select(t.id)
+                .where(self._claimable(now), t.id.not_in(ids) if ids else sa.true())
+                .order_by(t.id)
+                .limit(limit - len(ids))
+                .with_for_update(skip_locked=True)
+            )
+            ids += list(self._conn.execute(rest).scalars())
+        if not ids:
+            return []
         stmt = (
             sa.update(webhook_deliveries)
-            .where(t.id.in_(ids.scalar_subquery()))
+            .where(t.id.in_(ids))
             .values(
                 status=DeliveryStatus.PROCESSING.value,
                 locked_until=now + lease,
@@ -234,6 +254,45 @@ class SqlAlchemyInboxRepository:
             ),
             key=lambda d: d.id,
         )
+
+    def _fair_ids(self, shops: list[str], limit: int, now: datetime) -> list[int]:
+        """Up to an equal share of the batch of the oldest claimable rows of every shop,
+        row-locked (``SKIP LOCKED``: rows another worker is claiming are passed over, as in a
+        FIFO claim)."""
+        t = webhook_deliveries.c
+        per_shop = -(-limit // len(shops))
+        if self._conn.dialect.name != "postgresql":
+            # SQLite: no row locks (writes are serialised at BEGIN); rank rows per shop.
+            rank = sa.func.row_number().over(partition_by=t.shop_domain, order_by=t.id)
+            ranked = sa.select(t.id, rank.label("rank")).where(self._claimable(now)).subquery()
+            return list(
+                self._conn.execute(
+                    sa.select(ranked.c.id)
+                    .where(ranked.c.rank <= per_shop)
+                    .order_by(ranked.c.rank, ranked.c.id)
+                    .limit(limit)
+                ).scalars()
+            )
+        waiting = sa.values(
+            sa.column("shop_domain", sa.String), sa.column("position", sa.Integer), name="s"
+        ).data([(shop, i) for i, shop in enumerate(shops)])
+        d = webhook_deliveries.alias("d")
+        # Per shop, its oldest rows through ix_webhook_deliveries_claimable_shop.
+        oldest = (
+            sa.select(d.c.id)
+            .where(d.c.shop_domain == waiting.c.shop_domain, self._claimable(now, d))
+            .order_by(d.c.id)
+            .limit(per_shop)
+            .with_for_update(skip_locked=True)
+            .lateral("oldest")
+        )
+        picked = (
+            sa.select(oldest.c.id)
+            .select_from(waiting.join(oldest, sa.true()))
+            .order_by(waiting.c.position, oldest.c.id)
+            .limit(limit)
+        )
+        return list(self._conn.execute(picked).scalars())
 
     def complete_many(self, completions: Sequence[Completion], now: datetime) -> None:
         """One statement for the batch (an executemany, pipelined by the driver)."""

@@ -95,6 +95,14 @@ webhook_deliveries = sa.Table(
         postgresql_where=sa.text("status IN ('pending', 'processing')"),
         sqlite_where=sa.text("status IN ('pending', 'processing')"),
     ),
+    # The fair claim's per-shop lookups of the oldest rows still to do.
+    sa.Index(
+        "ix_webhook_deliveries_claimable_shop",
+        "shop_domain",
+        "id",
+        postgresql_where=sa.text("status IN ('pending', 'processing')"),
+        sqlite_where=sa.text("status IN ('pending', 'processing')"),
+    ),
     sa.Index("ix_webhook_deliveries_shop_customer", "shop_domain", "customer_id"),
     sa.Index("ix_webhook_deliveries_shop_order", "shop_domain", "order_id"),
 )

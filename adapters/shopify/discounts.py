@@ -46,6 +46,15 @@ mutation CreateAmbassadorDiscount($input: DiscountCodeBasicInput!) {
 }
 """
 
+CODE_OWNER = """
+query AmbassadorCodeOwner($code: String!) {
+  codeDiscountNodeByCode(code: $code) {
+    id
+    codeDiscount { ... on DiscountCodeBasic { title codes(first: 2) { nodes { id code } } } }
+  }
+}
+"""
+
 UPDATE_DISCOUNT = """
 mutation UpdateAmbassadorDiscount($id: ID!, $input: DiscountCodeBasicInput!) {
   discountCodeBasicUpdate(id: $id, basicCodeDiscount: $input) {
@@ -272,11 +281,37 @@ class ShopifyDiscounts:
         errors = data.get("userErrors") or []
         if errors:
             if any(_is_taken(e) for e in errors):
+                made = self._made_by_a_lost_answer(shop_domain, access_token, title, first_code)
+                if made is not None:
+                    return made
                 raise CodeTaken(first_code)
             raise PlatformError(f"{shop_domain}: discount refused: {errors[0].get('message')}")
         node = data["codeDiscountNode"]
         codes = node["codeDiscount"]["codes"]["nodes"]
         return node["id"], RedeemCodeResult(first_code, codes[0]["id"] if codes else None)
+
+    def _made_by_a_lost_answer(
+        self, shop_domain: str, access_token: str, title: str, first_code: str
+    ) -> tuple[str, RedeemCodeResult] | None:
+        """The discount an earlier attempt of this very create made, when Shopify carried it
+        out but its answer was lost (a timeout, a reset, a 5xx after the fact) and the create
+        was sent again: our title and ``first_code`` as its only code. Adopted instead of
+        moving the ambassador to another code, which would leave a second discount behind."""
+        node = (
+            self._gql.execute(
+                shop_domain, access_token, CODE_OWNER, {"code": first_code}, estimated_cost=3
+            ).data.get("codeDiscountNodeByCode")
+            or {}
+        )
+        discount = node.get("codeDiscount") or {}
+        codes = (discount.get("codes") or {}).get("nodes") or []
+        if (
+            discount.get("title") == title
+            and len(codes) == 1
+            and str(codes[0].get("code", "")).upper() == first_code.upper()
+        ):
+            return node["id"], RedeemCodeResult(first_code, codes[0]["id"])
+        return None
 
     def update_code_discount(
         self, shop_domain: str, access_token: str, discount_gid: str, terms: FriendDiscount
@@ -309,10 +344,31 @@ class ShopifyDiscounts:
             if added.get("userErrors"):
                 message = added["userErrors"][0].get("message")
                 raise PlatformError(f"{shop_domain}: codes refused: {message}")
-            results.extend(
-                self._await_creation(shop_domain, access_token, added["bulkCreation"]["id"], chunk)
+            created = self._await_creation(
+                shop_domain, access_token, added["bulkCreation"]["id"], chunk
             )
+            if any(r.error == "taken" for r in created):
+                created = self._already_ours(shop_domain, access_token, discount_gid, created)
+            results.extend(created)
         return results
+
+    def _already_ours(
+        self,
+        shop_domain: str,
+        access_token: str,
+        discount_gid: str,
+        results: list[RedeemCodeResult],
+    ) -> list[RedeemCodeResult]:
+        """Codes refused as taken because they are on this very discount already (an earlier
+        add whose answer was lost and that was sent again) are ours: confirmed, not moved to
+        another code (which would leave the first one in Shopify, owned by no one)."""
+        held = self.discount_codes(shop_domain, access_token, discount_gid) or {}
+        return [
+            RedeemCodeResult(r.code, held[r.code.upper()])
+            if r.error == "taken" and r.code.upper() in held
+            else r
+            for r in results
+        ]
 
     def _await_creation(
         self, shop_domain: str, access_token: str, creation_id: str, chunk: list[str]

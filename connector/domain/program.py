@@ -61,9 +61,9 @@ class FriendDiscount:
 
     def title(self) -> str:
         amount = (
-            f"{self.value.normalize()}%"
+            f"{self.value.normalize():f}%"  # ":f": 10 is "10", not "1E+1"
             if self.kind is DiscountKind.PERCENTAGE
-            else (f"{self.value.normalize()} off")
+            else (f"{self.value.normalize():f} off")
         )
         return f"Ambassador friends {amount}"
 

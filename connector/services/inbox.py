@@ -60,6 +60,7 @@ class DrainResult:
     failed: int = 0
     batches: int = 0
     errors: list[str] = field(default_factory=list)
+    stopped: bool = False  # a shutdown request ended the drain before the inbox was empty
 
 
 def subject_of(topic: str, payload: Mapping[str, Any]) -> tuple[int | None, int | None]:
@@ -99,13 +100,23 @@ def process_inbox(
     batch_size: int = BATCH_SIZE,
     max_batches: int | None = None,
     decode: Callable[[str], Any] = json.loads,
+    stop: Callable[[], bool] | None = None,
 ) -> DrainResult:
     """Drain the inbox until it is empty (or ``max_batches`` were done). ``decode`` parses a
-    delivery's body (the worker passes a faster JSON parser)."""
+    delivery's body (the worker passes a faster JSON parser).
+
+    ``stop`` (the worker's shutdown request) is checked before each claim: a batch under way is
+    finished and committed, no new one is claimed, and the rest is left pending (not leased)
+    with a new run triggered for whichever worker comes next."""
     if jobs is not None:
         jobs.acknowledge(Job.PROCESS_INBOX)
     result = DrainResult()
     while max_batches is None or result.batches < max_batches:
+        if stop is not None and stop():
+            result.stopped = True
+            if jobs is not None:
+                jobs.trigger(Job.PROCESS_INBOX)
+            break
         with uow_factory() as uow:
             batch = uow.inbox.claim(batch_size, clock.now(), CLAIM_LEASE)
             uow.commit()

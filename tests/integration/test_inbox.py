@@ -272,3 +272,97 @@ def test_enrolment_queues_its_code_sync_on_rq(settings, redis_url):
         "entrypoints.jobs.sync_salesforce"]  # once each (Salesforce: a no-op unless connected)
     assert all(j.args == (SHOP,) for j in jobs_queued)
     c.close()
+
+
+# --- fairness across shops -------------------------------------------------------------------
+
+BIG, SMALL = "big-shop.myshopify.com", ("small-a.myshopify.com", "small-b.myshopify.com")
+
+
+def store_for(uow_factory, clock, shop: str, n: int) -> None:
+    with uow_factory() as uow:
+        for i in range(n):
+            hook_ = hook("customers/update", {"id": i})
+            uow.inbox.add(IncomingWebhook(hook_.topic, hook_.webhook_id, shop, hook_.body,
+                                          "2026-07", None, None), clock.now())
+        uow.commit()
+
+
+def claimed_by_shop(uow_factory, clock, limit: int) -> dict[str, list[int]]:
+    with uow_factory() as uow:
+        batch = uow.inbox.claim(limit, clock.now(), timedelta(minutes=5))
+        uow.commit()
+    shops: dict[str, list[int]] = {}
+    for d in batch:
+        shops.setdefault(d.shop_domain, []).append(d.id)
+    return shops
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def inbox_uow(request, container, tmp_path):
+    """A unit-of-work factory on PostgreSQL (the session database) or on SQLite."""
+    if request.param == "postgresql":
+        yield container.uow, container.clock
+        return
+    from adapters.crypto import TokenCipher
+    from adapters.db.engine import make_engine
+    from adapters.db.tables import metadata
+    from adapters.db.unit_of_work import SqlAlchemyUnitOfWork
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'inbox.sqlite3'}")
+    metadata.create_all(engine)
+    cipher = TokenCipher(container.settings.encryption_key)
+    yield (lambda: SqlAlchemyUnitOfWork(engine, cipher, container.clock)), container.clock
+    engine.dispose()
+
+
+def test_a_claim_under_a_ten_to_one_backlog_gives_every_shop_its_share(inbox_uow):
+    """The big shop's 1,000 deliveries came first; a FIFO claim of 200 would hold only them."""
+    uow_factory, clock = inbox_uow
+    store_for(uow_factory, clock, BIG, 1000)
+    for shop in SMALL:
+        store_for(uow_factory, clock, shop, 100)
+    shops = claimed_by_shop(uow_factory, clock, 200)
+    assert sum(map(len, shops.values())) == 200
+    assert set(shops) == {BIG, *SMALL}
+    assert all(len(ids) in (66, 67) for ids in shops.values())  # a third each
+    with uow_factory() as uow:  # each shop's oldest deliveries first
+        rest = uow.inbox.claim(1000, clock.now(), timedelta(minutes=5))
+        uow.commit()
+    for shop, ids in shops.items():
+        later = [d.id for d in rest if d.shop_domain == shop]
+        assert max(ids) < min(later)
+
+
+def test_a_share_a_shop_leaves_unused_goes_to_the_others(inbox_uow):
+    uow_factory, clock = inbox_uow
+    store_for(uow_factory, clock, BIG, 500)
+    store_for(uow_factory, clock, SMALL[0], 5)
+    shops = claimed_by_shop(uow_factory, clock, 200)
+    assert {s: len(ids) for s, ids in shops.items()} == {BIG: 195, SMALL[0]: 5}
+
+
+def test_concurrent_fair_claims_take_every_row_of_every_shop_once(container):
+    store_for(container.uow, container.clock, BIG, 150)
+    for shop in SMALL:
+        store_for(container.uow, container.clock, shop, 25)
+    claimed: list[list[int]] = []
+    barrier = threading.Barrier(4)
+
+    def claim() -> None:
+        barrier.wait()
+        while True:
+            with container.uow() as uow:
+                batch = uow.inbox.claim(30, container.clock.now(), timedelta(minutes=5))
+                uow.commit()
+            if not batch:
+                return
+            claimed.append([d.id for d in batch])
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    all_ids = [i for batch in claimed for i in batch]
+    assert len(all_ids) == len(set(all_ids)) == 200

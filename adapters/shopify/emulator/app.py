@@ -18,7 +18,7 @@ Routes (``{shop}`` is a ``*.myshopify.com`` domain; an unknown shop is a 404 as 
 * Control API under ``/_emulator/`` and ``/{shop}/_emulator/`` (JSON), for tests and the demo.
 
 Injected faults (:meth:`ShopifyEmulator.set_fault`) are applied here, before the request
-reaches the emulator.
+reaches the emulator (or, with ``after``, once it has been carried out: the answer is lost).
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def create_emulator_app(emu: ShopifyEmulator, *, stop: threading.Event | None = 
     @app.post("/<shop>/admin/api/<version>/graphql.json")
     def graphql(shop: str, version: str) -> ResponseReturnValue:
         fault = emu.take_fault("graphql")
-        if fault is not None and fault.kind != "throttled":
+        if fault is not None and fault.kind != "throttled" and not fault.after:
             return fault_response(shop, fault)
         if request.mimetype == "application/graphql":
             payload: Any = {"query": request.get_data(as_text=True)}
@@ -119,8 +119,10 @@ def create_emulator_app(emu: ShopifyEmulator, *, stop: threading.Event | None = 
             version,
             request.headers.get("X-Shopify-Access-Token"),
             payload,
-            fault="throttled" if fault is not None else None,
+            fault="throttled" if fault is not None and fault.kind == "throttled" else None,
         )
+        if fault is not None and fault.after:
+            return fault_response(shop, fault)  # carried out; the answer is lost
         return jsonify(result.body), result.status, result.headers
 
     app.register_blueprint(bulk_blueprint(emu.bulk_operation, emu.bulk))

@@ -60,7 +60,8 @@ def control_blueprint(emu: ShopifyEmulator) -> Blueprint:
     @bp.post("/_emulator/faults")
     def control_faults() -> ResponseReturnValue:
         data = _json()
-        options = {k: data[k] for k in ("scope", "retry_after", "status", "delay") if k in data}
+        names = ("scope", "retry_after", "status", "delay", "after")
+        options = {k: data[k] for k in names if k in data}
 
         def run() -> tuple[Any, int]:
             emu.set_fault(str(data.get("kind")), int(data.get("count", 1)), **options)

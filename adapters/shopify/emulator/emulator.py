@@ -67,6 +67,9 @@ class Fault:
     retry_after: int = 1
     status: int = 503
     delay: float = 10.0
+    #: ``5xx``, ``timeout``, ``reset``: the request is carried out first and only its answer is
+    #: lost (the case that makes a client's retry of a mutation a second mutation).
+    after: bool = False
 
 
 @dataclass
@@ -457,14 +460,18 @@ class ShopifyEmulator:
         retry_after: int = 1,
         status: int = 503,
         delay: float = 10.0,
+        after: bool = False,
     ) -> None:
         """Make the next ``count`` requests in ``scope`` (``graphql`` — the default —,
         ``token`` or ``any``) fail: ``throttled`` (HTTP 200 with a ``THROTTLED`` error), ``429``
         (with ``Retry-After: retry_after``), ``5xx`` (HTTP ``status``), ``timeout`` (answer
         after ``delay`` seconds, longer than a client waits) or ``reset`` (close the connection
-        without an answer)."""
+        without an answer). ``after`` (``5xx``, ``timeout``, ``reset`` of ``graphql``): the
+        request is carried out, then its answer is lost."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"fault kind must be one of {FAULT_KINDS}, not {kind!r}")
+        if after and kind not in ("5xx", "timeout", "reset"):
+            raise ValueError("only 5xx, timeout and reset faults can come after the request")
         if scope not in ("graphql", "token", "any"):
             raise ValueError(f"unknown fault scope {scope!r}")
         fault = Fault(
@@ -474,6 +481,7 @@ class ShopifyEmulator:
             retry_after=int(retry_after),
             status=int(status),
             delay=float(delay),
+            after=bool(after),
         )
         with self._lock:
             self._faults.append(fault)
@@ -481,6 +489,12 @@ class ShopifyEmulator:
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+
+    @property
+    def armed_faults(self) -> int:
+        """Injected failures still to come (the sum of their remaining uses)."""
+        with self._lock:
+            return sum(f.remaining for f in self._faults)
 
     def take_fault(self, scope: Literal["graphql", "token"]) -> Fault | None:
         """The fault to apply to this request, if any (consumes one use)."""

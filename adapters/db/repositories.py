@@ -336,6 +336,19 @@ class SqlAlchemyInboxRepository:
             .values(status=status.value, locked_until=retry_at, last_error=error)
         )
 
+    def release(self, delivery_ids: Sequence[int], leased_until: datetime) -> int:
+        t = webhook_deliveries.c
+        result = self._conn.execute(
+            sa.update(webhook_deliveries)
+            .where(
+                t.id.in_(list(delivery_ids)),
+                t.status == DeliveryStatus.PROCESSING.value,
+                t.locked_until == leased_until,
+            )
+            .values(status=DeliveryStatus.PENDING.value, locked_until=None)
+        )
+        return result.rowcount or 0
+
     def has_claimable(self, now: datetime) -> bool:
         t = webhook_deliveries.c
         return (

@@ -116,6 +116,12 @@ class InboxRepository(Protocol):
         """Record a failed attempt: retried from ``retry_at``, or parked as failed if None."""
         ...
 
+    def release(self, delivery_ids: Sequence[int], leased_until: datetime) -> int:
+        """Make claimed deliveries claimable again at once, those still held under the lease
+        that ends at ``leased_until`` (a claim whose batch never committed); returns how many.
+        Rows completed meanwhile, or claimed again by another worker, are left alone."""
+        ...
+
     def has_claimable(self, now: datetime) -> bool: ...
 
     def replay(self, shop_domain: str, delivery_id: int) -> bool:

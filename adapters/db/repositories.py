@@ -349,6 +349,19 @@ class SqlAlchemyInboxRepository:
         )
         return bool(result.rowcount)
 
+    def release(self, delivery_ids: Sequence[int], leased_until: datetime) -> int:
+        t = webhook_deliveries.c
+        result = self._conn.execute(
+            sa.update(webhook_deliveries)
+            .where(
+                t.id.in_(list(delivery_ids)),
+                t.status == DeliveryStatus.PROCESSING.value,
+                t.locked_until == leased_until,
+            )
+            .values(status=DeliveryStatus.PENDING.value, locked_until=None)
+        )
+        return result.rowcount or 0
+
     def has_claimable(self, now: datetime) -> bool:
         t = webhook_deliveries.c
         return (

@@ -3,7 +3,8 @@
 Guarantees:
 - At-least-once delivery to a handler, exactly-once effect: a handler's writes and the row's
   ``processed`` mark commit in one transaction, so a crash before the commit leaves the row
-  claimable again once its lease expires, and a crash after leaves it done.
+  claimable again once its lease expires (at once, if the process survived the failure: its
+  next drain releases it), and a crash after leaves it done.
 - Many workers can run this at once: a claim takes rows no other worker holds.
 - A handler that keeps failing is parked as ``failed`` after ``MAX_ATTEMPTS`` (visible in the
   system health page) instead of blocking the queue.
@@ -13,9 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from connector.domain.webhooks import MAX_ATTEMPTS, Delivery, DeliveryStatus
@@ -110,6 +112,7 @@ def process_inbox(
     with a new run triggered for whichever worker comes next."""
     if jobs is not None:
         jobs.acknowledge(Job.PROCESS_INBOX)
+    _UNFINISHED.release(uow_factory)
     result = DrainResult()
     while max_batches is None or result.batches < max_batches:
         if stop is not None and stop():
@@ -117,14 +120,53 @@ def process_inbox(
             if jobs is not None:
                 jobs.trigger(Job.PROCESS_INBOX)
             break
+        claimed_at = clock.now()
         with uow_factory() as uow:
-            batch = uow.inbox.claim(batch_size, clock.now(), CLAIM_LEASE)
+            batch = uow.inbox.claim(batch_size, claimed_at, CLAIM_LEASE)
             uow.commit()
         if not batch:
             break
         result.batches += 1
-        _apply_batch(uow_factory, handlers, clock, batch, result, decode)
+        try:
+            _apply_batch(uow_factory, handlers, clock, batch, result, decode)
+        except Exception:
+            # E.g. the database went away mid-batch: nothing of it committed. Its rows are
+            # released by this process's next drain instead of waiting out their lease.
+            _UNFINISHED.add([d.id for d in batch], claimed_at + CLAIM_LEASE)
+            raise
     return result
+
+
+class _Unfinished:
+    """Claims of this process whose batch transaction failed, to release at the next drain
+    (``InboxRepository.release``: only rows still under that very lease)."""
+
+    def __init__(self) -> None:
+        self._claims: list[tuple[list[int], datetime]] = []
+        self._lock = threading.Lock()
+
+    def add(self, ids: list[int], leased_until: datetime) -> None:
+        with self._lock:
+            self._claims.append((ids, leased_until))
+
+    def release(self, uow_factory: UnitOfWorkFactory) -> None:
+        with self._lock:
+            claims, self._claims = self._claims, []
+        if not claims:
+            return
+        try:
+            with uow_factory() as uow:
+                released = sum(uow.inbox.release(ids, until) for ids, until in claims)
+                uow.commit()
+        except Exception:
+            with self._lock:  # still unreachable: try again at the next drain
+                self._claims = claims + self._claims
+            raise
+        if released:
+            log.warning("inbox.released_unfinished_claims", extra={"deliveries": released})
+
+
+_UNFINISHED = _Unfinished()
 
 
 def _apply_batch(

@@ -366,3 +366,25 @@ def test_concurrent_fair_claims_take_every_row_of_every_shop_once(container):
         t.join()
     all_ids = [i for batch in claimed for i in batch]
     assert len(all_ids) == len(set(all_ids)) == 200
+
+
+def test_a_batch_whose_transaction_failed_is_released_by_the_next_drain(settings):
+    """E.g. the database went away mid-batch: the claim committed, the batch did not. The rows
+    must not wait out their 5-minute lease when the same process drains again."""
+    clock = FakeClock(datetime(2026, 7, 1, tzinfo=UTC))
+    c = bootstrap(settings, clock=clock, jobs=InProcessJobQueue(threaded=False))
+    store(c, 3)
+    calls = {"n": 0}
+
+    def failing_second_uow():
+        calls["n"] += 1
+        if calls["n"] == 2:  # the batch's unit of work: the connection is lost
+            raise sa.exc.OperationalError("COMMIT", {}, Exception("server closed the connection"))
+        return c.uow()
+
+    with pytest.raises(sa.exc.OperationalError):
+        inbox.process_inbox(failing_second_uow, c.handlers, clock)
+    assert statuses(c) == {"processing": 3}
+    result = inbox.process_inbox(c.uow, c.handlers, clock)  # no time has passed
+    assert result.skipped == 3 and statuses(c) == {"skipped": 3}
+    c.close()

@@ -1,6 +1,6 @@
 """The embedded admin's engagement page (``/app/engagement``): bands and why, shares over time,
-challenges, content to review and return on influence, rendered on the server (read-only; the
-actions are in the JSON API)."""
+challenges, content to review and return on influence, rendered on the server; the actions
+(through the JSON API) and the bands chart are added by ``static/admin.js``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 from flask import Response, current_app
 
-from admin_ui.app_home import embedded_page, embedded_shop
+from admin_ui.app_home import chart_library, embedded_page, embedded_shop
 from admin_ui.pages import bp
 from connector.domain.content import SubmissionStatus
 from connector.services import challenges, content, engagement, roi
@@ -35,4 +35,5 @@ def engagement_page() -> Any:
         challenges=[challenges.challenge_json(x, now, counts[x.id]) for x in found],
         submissions=[content.submission_json(s) for s in pending],
         roi=roi.report(c.uow(), now, shop, None, None),
+        chart_library=chart_library(),
     )

@@ -1462,6 +1462,85 @@ async function pagePayouts() {
   await reload();
 }
 
+// --- engagement (server-rendered figures; the chart and the actions here) --------------------
+
+async function pageEngagement() {
+  const BANDS = ["not engaged", "marginal", "engaged"];
+  const summary = await api("GET", "/engagement");
+  const days = summary.over_time || [];
+  const last = days[days.length - 1];
+  showChart("bands", {
+    type: "line",
+    data: {
+      labels: days.map((d) => d.day.slice(5)),
+      datasets: BANDS.map((band, i) => ({
+        label: band, data: days.map((d) => Number(d.shares[band])),
+        borderColor: CHART_COLOURS[[2, 3, 1][i]], backgroundColor: CHART_COLOURS[[2, 3, 1][i]], pointRadius: 3,
+      })),
+    },
+    options: { scales: { y: { beginAtZero: true, max: 100, title: { display: true, text: "% of ambassadors" } } } },
+  }, last
+    ? `On ${last.day}: ${BANDS.map((b) => `${last.shares[b]} % ${b}`).join(", ")} (${days.length} days shown).`
+    : "No daily snapshot yet: scores are computed every hour.",
+  days.map((d) => [d.day, ...BANDS.map((b) => `${d.shares[b]} %`)]));
+
+  const reload = () => window.location.reload();
+  for (const button of $$("[data-approve]")) {
+    button.addEventListener("click", () => run(async () => {
+      await api("POST", `/submissions/${button.dataset.approve}/approve`, { json: {} });
+      say("Approved.");
+      reload();
+    }));
+  }
+  for (const button of $$("[data-reject]")) {
+    button.addEventListener("click", () => run(async () => {
+      const id = button.dataset.reject;
+      const reason = $(`[data-reason="${id}"]`).value.trim();
+      if (!reason) throw new ApiError(422, "reason", "Say why the post is rejected (the ambassador sees it).");
+      await api("POST", `/submissions/${id}/reject`, { json: { reason } });
+      say("Rejected.");
+      reload();
+    }));
+  }
+  for (const button of $$("[data-close]")) {
+    button.addEventListener("click", () => run(async () => {
+      await api("POST", `/challenges/${button.dataset.close}/close`, { json: {} });
+      say("Closed: prizes are in the winners' ledgers.");
+      reload();
+    }));
+  }
+  for (const button of $$("[data-standings]")) {
+    button.addEventListener("click", () => run(async () => {
+      const board = await api("GET", `/challenges/${button.dataset.standings}/leaderboard`);
+      $("#standings").hidden = false;
+      setText("#standings-heading", `Standings: ${board.challenge.name}${board.final ? " (final)" : ""}`);
+      if (board.items.length) {
+        fill($("#standings-rows"), ...board.items.map((row) => el("tr", {},
+          el("td", { class: "num", text: row.rank }),
+          el("td", {}, el("a", { href: pageUrl(`/ambassadors/${row.ambassador_id}`), text: row.name || `#${row.ambassador_id}` })),
+          el("td", { class: "num", text: row.value }),
+          el("td", { class: "num", text: row.prize || "—" }))));
+      } else {
+        rowMessage($("#standings-rows"), 4, "Nobody has joined yet.");
+      }
+    }));
+  }
+  const form = $("#challenge-form");
+  const month = $("#ch-month");
+  if (!month.value) month.value = new Date().toISOString().slice(0, 7);
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    run(async () => {
+      const created = await api("POST", "/challenges", { json: {
+        preset: "monthly", month: month.value, metric: $("#ch-metric").value,
+        mode: "ranking", prizes: [{ rank: 1, amount: $("#ch-prize").value.trim() }],
+      } });
+      say(`Created: ${created.name}.`);
+      reload();
+    }, { form });
+  });
+}
+
 // --- start ---------------------------------------------------------------------------------
 
 const PAGES = {
@@ -1473,6 +1552,7 @@ const PAGES = {
   tiers: pageTiers,
   salesforce: pageSalesforce,
   payouts: pagePayouts,
+  engagement: pageEngagement,
   health: pageHealth,
 };
 

@@ -31,8 +31,8 @@ def test_the_engagement_page_shows_bands_challenges_and_flags_escaped(c, client)
                                            AmbassadorStatus.ACTIVE, first_name=SCRIPT))
         uow.challenges.add(Challenge(None, shop.id, SCRIPT, Metric.ORDERS, Mode.RANKING,
                                      now - timedelta(days=1), now + timedelta(days=1), "USD"))
-        uow.content.add_submission(Submission(None, shop.id, a.id, SubmissionKind.POST,
-                                              f"https://x.com/{SCRIPT}", "no tag"))
+        submission = uow.content.add_submission(Submission(
+            None, shop.id, a.id, SubmissionKind.POST, f"https://x.com/{SCRIPT}", "no tag"))
         uow.commit()
     jobs.score_engagement()
     response = open_page(client, "/app/engagement")
@@ -43,6 +43,9 @@ def test_the_engagement_page_shows_bands_challenges_and_flags_escaped(c, client)
     assert "How recently a referral came in" in html
     assert SCRIPT not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<strong>Missing</strong>" in html  # the disclosure flag
+    # the review actions the script wires to POST /submissions/{id}/approve and /reject
+    assert f'data-approve="{submission.id}"' in html and f'data-reject="{submission.id}"' in html
+    assert 'id="challenge-form"' in html and 'id="chart-bands"' in html
     assert open_page(client, "/app/engagement", token=False).status_code == 302
     home = open_page(client, "/app").text
     assert "/app/engagement?" in home  # in the navigation

@@ -13,6 +13,7 @@ from typing import Any
 
 from connector.domain import candidates as ranking
 from connector.domain.ambassadors import AmbassadorStatus
+from connector.domain.content import storable
 from connector.domain.program import ProgramSettings, SettingsInvalid
 from connector.domain.shops import Shop
 from connector.domain.tiers import Results, Tier, WhatIf, what_if
@@ -81,21 +82,21 @@ def parse_tier(data: dict[str, Any], tier_id: int | None = None) -> Tier:
             result = Decimal(str(value))
         except ArithmeticError:
             raise ProgramError("invalid_tier", f"{name} must be a decimal number") from None
-        if not result.is_finite() or result < 0:
-            raise ProgramError("invalid_tier", f"{name} must be a non-negative number")
+        if not result.is_finite() or result < 0 or result >= Decimal(10) ** 12:
+            raise ProgramError("invalid_tier", f"{name} must be a number from 0 to 10^12")
         return result
 
     def count(name: str) -> int | None:
         value = data.get(name)
         if value in (None, ""):
             return None
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ProgramError("invalid_tier", f"{name} must be a non-negative integer")
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10**9:
+            raise ProgramError("invalid_tier", f"{name} must be an integer from 0 to 10^9")
         return value
 
     name = str(data.get("name") or "").strip()
-    if not name or len(name) > 80:
-        raise ProgramError("invalid_tier", "name: 1 to 80 characters")
+    if not name or len(name) > 80 or not storable(name):
+        raise ProgramError("invalid_tier", "name: 1 to 80 plain characters")
     position = data.get("position")
     if isinstance(position, bool) or not isinstance(position, int) or not 0 <= position <= 100:
         raise ProgramError("invalid_tier", "position must be an integer from 0 to 100")
@@ -106,7 +107,7 @@ def parse_tier(data: dict[str, Any], tier_id: int | None = None) -> Tier:
     perks = data.get("perks") or []
     if (
         not isinstance(perks, list)
-        or not all(isinstance(p, str) and len(p) <= 200 for p in perks)
+        or not all(isinstance(p, str) and len(p) <= 200 and storable(p) for p in perks)
         or len(perks) > 20
     ):
         raise ProgramError("invalid_tier", "perks: a list of up to 20 short texts")

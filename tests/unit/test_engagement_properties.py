@@ -76,7 +76,9 @@ def test_score_is_between_0_and_100_with_one_decimal(activity, config):
 IMPROVEMENTS = {
     "recency": lambda a, n: replace(
         a,
-        days_since_referral=max((a.days_since_referral or 400) - n, 0),
+        days_since_referral=max(
+            (400 if a.days_since_referral is None else a.days_since_referral) - n, 0
+        ),
     ),
     "orders": lambda a, n: replace(a, orders=a.orders + n),
     "revenue": lambda a, n: replace(a, revenue=a.revenue + n),

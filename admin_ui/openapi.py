@@ -8,55 +8,15 @@ from __future__ import annotations
 from typing import Any
 
 from admin_ui import openapi_engagement
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-_ERROR = _json(_ref("Error"), "Error")
-_ERRORS = {code: _ERROR for code in ("400", "401", "403", "404", "409", "422")}
-
-
-def _op(
-    summary: str,
-    ok: dict[str, Any] | None = None,
-    *,
-    body: dict[str, Any] | None = None,
-    status: str = "200",
-    params: list[dict[str, Any]] | None = None,
-) -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "summary": summary,
-        "responses": {status: ok or {"description": "OK"}, **_ERRORS},
-    }
-    if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    if params:
-        op["parameters"] = params
-    return op
-
-
-def _path_id(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
-
-
-def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema or {"type": "string"},
-    }
-
-
-_MONEY = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": "decimal string"}
-_TS = {"type": "string", "format": "date-time", "nullable": True}
+from admin_ui.openapi_parts import ERRORS as _ERRORS
+from admin_ui.openapi_parts import MONEY as _MONEY
+from admin_ui.openapi_parts import TS as _TS
+from admin_ui.openapi_parts import json_response as _json
+from admin_ui.openapi_parts import operation as _op
+from admin_ui.openapi_parts import path_id as _path_id
+from admin_ui.openapi_parts import query as _query
+from admin_ui.openapi_parts import ref as _ref
+from admin_ui.openapi_payouts import payout_paths
 
 SCHEMAS: dict[str, Any] = {
     "SalesforceFields": {
@@ -511,8 +471,6 @@ _SYSTEM_HEALTH: dict[str, Any] = {
 
 
 def openapi_document() -> dict[str, Any]:
-    from admin_ui.openapi_payouts import payout_paths  # it builds on the helpers above
-
     aid = [_path_id("ambassador_id")]
     amb = _json(_ref("Ambassador"))
     return {

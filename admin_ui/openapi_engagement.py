@@ -5,21 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-_ERROR = {
-    "description": "Error",
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
-}
-_ERRORS = {code: _ERROR for code in ("400", "401", "403", "404", "409", "413", "422")}
-_MONEY = {"type": "string", "pattern": r"^-?\d+(\.\d+)?$", "description": "decimal string"}
-_TS = {"type": "string", "format": "date-time", "nullable": True}
+from admin_ui.openapi_parts import ERRORS, operation, path_id, query, ref
+from admin_ui.openapi_parts import MONEY as _MONEY
+from admin_ui.openapi_parts import TS as _TS
+from admin_ui.openapi_parts import json_response as _json
 
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+_ERRORS = {**ERRORS, "413": ERRORS["400"]}  # uploads can be too large
+_ref, _path_id, _query = ref, path_id, query
 
 
 def _op(
@@ -30,30 +22,8 @@ def _op(
     status: str = "200",
     params: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    op: dict[str, Any] = {
-        "summary": summary,
-        "tags": ["engagement"],
-        "responses": {status: ok or {"description": "OK"}, **_ERRORS},
-    }
-    if body is not None:
-        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": body}}}
-    if params:
-        op["parameters"] = params
-    return op
-
-
-def _path_id(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
-
-
-def _query(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "description": description,
-        "schema": schema or {"type": "string"},
-    }
+    return operation(summary, ok, body=body, status=status, params=params,
+                     tags=["engagement"], errors=_ERRORS)
 
 
 _BANDS = {"type": "string", "enum": ["not engaged", "marginal", "engaged"]}

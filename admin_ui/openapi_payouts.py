@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from admin_ui.openapi import _MONEY, _TS, _json, _op, _path_id, _query
+from admin_ui.openapi_parts import MONEY as _MONEY
+from admin_ui.openapi_parts import TS as _TS
+from admin_ui.openapi_parts import json_response as _json
+from admin_ui.openapi_parts import operation as _op
+from admin_ui.openapi_parts import path_id as _path_id
+from admin_ui.openapi_parts import query as _query
 
 _FORMS = ["cash", "store_credit", "gift_card", "discount_code", "free_product", "points"]
 _STATES = ["awaiting_approval", "approved", "fulfilling", "fulfilled", "failed", "cancelled"]

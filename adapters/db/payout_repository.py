@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from adapters.db.ledger_repositories import _exact
 from adapters.db.repositories import _as_utc, _insert
 from adapters.db.tables import (
     ambassadors,
@@ -31,10 +32,6 @@ _E = payout_events.c
 _F = payout_preferences.c
 _L = ledger_entries.c
 _W = order_rewards.c
-
-
-def _exact(value: Any) -> Decimal:
-    return Decimal(str(value)) if value is not None else Decimal(0)
 
 
 def _at(value: Any) -> datetime:

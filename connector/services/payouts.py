@@ -37,6 +37,7 @@ from connector.domain.payouts import (
     bank_rows,
     can_move,
     next_run,
+    paypal_rows,
     period_key,
     plan_payout,
     points,
@@ -738,8 +739,6 @@ def cash_file(
 ) -> tuple[str, list[list[str]]]:
     """The batch's approved cash payouts as a PayPal Payouts file or a bank sheet: each payout
     once, the same lines however often it is exported. Returns (currency, rows)."""
-    from connector.domain.payouts import paypal_rows
-
     with uow_factory() as uow:
         shop_id, currency = _shop_id(uow, shop_domain)
         batch = uow.payouts.batch(shop_id, batch_id)

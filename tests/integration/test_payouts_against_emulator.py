@@ -8,26 +8,16 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 import sqlalchemy as sa
 
+from adapters.clock import FakeClock
 from adapters.db.tables import shops
 from connector.services import attribution, payouts
 from tests.conftest import SHOP
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.at = datetime.now(UTC)
-
-    def now(self) -> datetime:
-        return self.at
-
-    def advance(self, **delta: float) -> None:
-        self.at += timedelta(**delta)
 
 
 class Killed(BaseException):
@@ -195,7 +185,7 @@ def test_a_worker_killed_after_shopify_answered_pays_once(live):
                                                                      "discount_code"])
     real = live.container.rewards
     for form in ("gift_card", "store_credit", "discount_code"):
-        clock = Clock()
+        clock = FakeClock(datetime.now(UTC))  # leases and back-offs on a clock the test moves
         live.api("PUT", f"/ambassadors/{ava['id']}/payout-preference", json={"form": form})
         earn(live, ava)
         dying = DiesAfterShopify(real)
@@ -231,7 +221,7 @@ def test_throttling_for_minutes_backs_off_then_pays_once(live):
     run(live, "2026-12")
     payout = only_payout(live)
     assert payout["state"] == "approved" and payout["error_code"] == "platform_error"
-    clock = Clock()
+    clock = FakeClock(datetime.now(UTC))  # leases and back-offs on a clock the test moves
     ctx = replace(live.container.fulfilment(), clock=clock)
     assert payouts.fulfil_payout(ctx, SHOP, payout["id"]) == "skipped:approved"  # backing off
     outcomes = []
@@ -302,7 +292,7 @@ def test_a_currency_change_parks_the_payout_without_calling_shopify(live):
 def test_a_refund_while_fulfilling_is_netted_from_the_next_payout(live):
     ava, _ = setup_program(live, form="gift_card")
     order = earn(live, ava)
-    clock = Clock()
+    clock = FakeClock(datetime.now(UTC))  # leases and back-offs on a clock the test moves
     dying = DiesAfterShopify(live.container.rewards)
     real, live.container.rewards = live.container.rewards, dying
     with pytest.raises(Killed):

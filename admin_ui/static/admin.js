@@ -1610,7 +1610,13 @@ async function pageResources() {
   showKind();
 
   async function reload() {
-    const { items } = await api("GET", "/resources");
+    let items;
+    try {
+      ({ items } = await api("GET", "/resources"));
+    } catch (error) {
+      rowMessage(tbody, 7, "Could not load the library.");
+      throw error;
+    }
     if (!items.length) {
       rowMessage(tbody, 7, "No resources yet: add a flyer, a graphic or a pre-written post below.");
       return;
@@ -1681,13 +1687,26 @@ async function pageResources() {
 async function pageRoi() {
   const form = $("#roi-form");
   const ratio = (value) => (value === null || value === undefined ? "—" : `${value}×`);
+  let loaded = false;
   async function load() {
     const query = new URLSearchParams();
     for (const name of ["from", "to"]) {
       const value = $(`#roi-${name}`).value;
       if (value) query.set(name, value);
     }
-    const r = await api("GET", `/roi?${query}`);
+    let r;
+    try {
+      r = await api("GET", `/roi?${query}`);
+    } catch (error) {
+      if (!loaded) { // a refused range keeps the figures shown; a first load says it failed
+        setText("#roi-summary", "The figures could not be loaded.");
+        for (const id of ["#roi-rows", "#roi-tier-rows", "#roi-challenge-rows"]) {
+          rowMessage($(id), $$("th", $(id).closest("table")).length, "Could not load.");
+        }
+      }
+      throw error;
+    }
+    loaded = true;
     const cur = r.currency;
     $("#roi-from").value = r.from;
     $("#roi-to").value = r.to;

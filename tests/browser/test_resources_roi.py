@@ -51,6 +51,12 @@ def test_upload_a_flyer_see_it_listed_and_delete_it_after_confirming(admin: Admi
     assert titles.count(title) == 1 and len(files) == len(files_before) + 1
     admin.shot("uploaded")
 
+    # The file comes back as it went in (the API needs the session token: no plain link).
+    with page.expect_download() as download:
+        row.get_by_role("button", name=f"Download {title}").click()
+    assert download.value.suggested_filename == "summer.pdf"
+    assert Path(download.value.path()).read_bytes() == PDF
+
     # Delete asks first; "Keep it" keeps it.
     row.get_by_role("button", name=f"Delete {title}").click()
     dialog = page.locator("#res-confirm")
@@ -159,3 +165,39 @@ def test_a_challenges_standings_as_a_chart_with_its_table(admin: Admin) -> None:
     assert page.locator("#standings-rows tr").first.locator("td").last.inner_text() == "40.00 USD"
     assert admin.error_banner() == ""
     admin.shot("standings-final")
+
+
+def test_a_shop_with_nothing_yet_shows_empty_states(admin: Admin) -> None:
+    shop = "empty-library.myshopify.com"
+    admin.demo["shopify_emulator"].add_shop(shop, currency="EUR", name="Empty Library")
+    page = admin.open("/app/resources", shop=shop)
+    admin.wait_text("#res-rows", r"No resources yet")
+    admin.shot("no-resources")
+    page = admin.open("/app/roi", shop=shop)
+    admin.wait_text("#roi-summary", r"no attributed orders and no cost yet")
+    assert page.locator("#chart-roi").is_hidden()  # nothing to draw: no empty axes
+    assert "No attributed orders" in page.locator("#roi-tier-rows").inner_text()
+    assert "No challenge" in page.locator("#roi-challenge-rows").inner_text()
+    assert page.locator("#roi-revenue").inner_text() == "0.00 EUR"
+    assert admin.error_banner() == ""
+    admin.shot("no-roi")
+
+
+def test_api_failures_on_these_pages_are_messages_not_blank_pages(admin: Admin) -> None:
+    admin.allowed_errors.append(re.compile(r"status of 50[23]"))
+    page = admin.page
+    page.route("**/api/v1/resources", lambda route: route.fulfill(
+        status=502, content_type="text/html", body="<html><body>Bad gateway</body></html>"))
+    admin.open("/app/resources")
+    admin.wait_text("#ac-error", r"HTTP 502")
+    assert "Could not load the library" in page.locator("#res-rows").inner_text()
+    assert page.locator("#res-form").is_visible()
+
+    page.route("**/api/v1/roi?*", lambda route: route.fulfill(
+        status=503, content_type="application/json",
+        body='{"error": {"code": "unavailable", "message": "The database is busy"}}'))
+    admin.open("/app/roi")
+    admin.wait_text("#ac-error", r"The database is busy")
+    assert "could not be loaded" in page.locator("#roi-summary").inner_text()
+    assert "Could not load" in page.locator("#roi-tier-rows").inner_text()
+    admin.shot("roi-error")

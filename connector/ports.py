@@ -1292,8 +1292,17 @@ class PayoutRepository(Protocol):
 
     def events(self, shop_id: int, payout_id: int) -> list[PayoutEvent]: ...
 
-    def recorded_externals(self, shop_id: int, form: RewardForm) -> set[str]:
-        """External ids already recorded by payouts of this form (never claimed twice)."""
+    def batch_totals(
+        self, shop_id: int, batch_ids: Sequence[int]
+    ) -> dict[int, list[tuple[str, str, str, Decimal, int]]]:
+        """Per batch: (form, state, currency, sum of amounts, count) of its payouts, one
+        aggregate query for any number of batches."""
+        ...
+
+    def recorded_externals(self, shop_id: int, form: RewardForm, ambassador_id: int) -> set[str]:
+        """External ids already recorded by this ambassador's payouts of this form (never
+        claimed twice). Per ambassador: a store-credit account belongs to one customer, so
+        the set stays as small as that ambassador's history."""
         ...
 
     def preference(self, shop_id: int, ambassador_id: int) -> PayoutPreference | None: ...

@@ -291,10 +291,30 @@ class SqlAlchemyPayoutRepository:
             for r in rows
         ]
 
-    def recorded_externals(self, shop_id: int, form: RewardForm) -> set[str]:
+    def batch_totals(
+        self, shop_id: int, batch_ids: Sequence[int]
+    ) -> dict[int, list[tuple[str, str, str, Decimal, int]]]:
+        out: dict[int, list[tuple[str, str, str, Decimal, int]]] = {b: [] for b in batch_ids}
+        if not batch_ids:
+            return out
+        rows = self._conn.execute(
+            sa.select(
+                _P.batch_id, _P.form, _P.state, _P.currency, sa.func.sum(_P.amount), sa.func.count()
+            )
+            .where(_P.shop_id == shop_id, _P.batch_id.in_(list(batch_ids)))
+            .group_by(_P.batch_id, _P.form, _P.state, _P.currency)
+        )
+        for r in rows:
+            out[r[0]].append((r[1], r[2], r[3], _exact(r[4]), int(r[5])))
+        return out
+
+    def recorded_externals(self, shop_id: int, form: RewardForm, ambassador_id: int) -> set[str]:
         rows = self._conn.execute(
             sa.select(_P.external_id).where(
-                _P.shop_id == shop_id, _P.form == form.value, _P.external_id.is_not(None)
+                _P.shop_id == shop_id,
+                _P.ambassador_id == ambassador_id,
+                _P.form == form.value,
+                _P.external_id.is_not(None),
             )
         )
         return {r[0] for r in rows}

@@ -475,9 +475,11 @@ def fulfil_payout(ctx: FulfilmentContext, shop_domain: str, payout_id: int) -> s
         assert ambassador is not None and ambassador.customer_id is not None
         settings = uow.program.settings(shop_id).payouts
         taken = (
-            uow.payouts.recorded_externals(shop_id, RewardForm.STORE_CREDIT)
-            if payout.form is RewardForm.STORE_CREDIT
-            else set()
+            uow.payouts.recorded_externals(
+                shop_id, RewardForm.STORE_CREDIT, payout.ambassador_id
+            )
+            if payout.form is RewardForm.STORE_CREDIT and payout.first_attempt_at is not None
+            else set()  # only a retry looks up what an earlier attempt may have created
         )
         since = payout.first_attempt_at  # set: an earlier attempt may have reached Shopify
         code = payout.reward_code

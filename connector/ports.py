@@ -1243,6 +1243,11 @@ class PayoutRepository(Protocol):
         when no such ambassador in the shop."""
         ...
 
+    def lock_ambassadors(self, shop_id: int, ambassador_ids: Sequence[int]) -> None:
+        """``lock_ambassador`` for many, in few statements and in id order (no deadlock with
+        another run or a redemption taking the same rows)."""
+        ...
+
     def payable(
         self, shop_id: int, ambassador_ids: Sequence[int] | None = None
     ) -> dict[int, Decimal]:

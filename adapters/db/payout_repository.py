@@ -95,6 +95,19 @@ class SqlAlchemyPayoutRepository:
             stmt = stmt.with_for_update()
         return self._conn.execute(stmt).first() is not None
 
+    def lock_ambassadors(self, shop_id: int, ambassador_ids: Sequence[int]) -> None:
+        ids = sorted(ambassador_ids)  # one order for every locker: no deadlock between runs
+        if self._conn.dialect.name != "postgresql":  # SQLite: the write lock serialises
+            return
+        for start in range(0, len(ids), 5000):  # bounded statement size
+            chunk = ids[start : start + 5000]
+            self._conn.execute(
+                sa.select(ambassadors.c.id)
+                .where(ambassadors.c.shop_id == shop_id, ambassadors.c.id.in_(chunk))
+                .order_by(ambassadors.c.id)
+                .with_for_update()
+            ).all()
+
     def payable(
         self, shop_id: int, ambassador_ids: Sequence[int] | None = None
     ) -> dict[int, Decimal]:

@@ -218,8 +218,7 @@ def run_payouts(
         preferences = uow.payouts.preferences(shop_id)
         candidates = sorted(uow.payouts.payable(shop_id))
         queued: list[int] = []
-        for ambassador_id in candidates:
-            uow.payouts.lock_ambassador(shop_id, ambassador_id)
+        uow.payouts.lock_ambassadors(shop_id, candidates)
         payable = uow.payouts.payable(shop_id, candidates)
         recipients = uow.payouts.recipients(shop_id, candidates)
         currencies = _ledger_currencies(uow, shop_id, candidates, shop_currency)

@@ -1297,6 +1297,12 @@ class PayoutRepository(Protocol):
 
     def events(self, shop_id: int, payout_id: int) -> list[PayoutEvent]: ...
 
+    def open_figures(self, now: datetime) -> tuple[dict[str, int], datetime | None]:
+        """Every shop: payouts per open state (awaiting approval, approved, fulfilling,
+        failed), and when the longest-waiting due Shopify-form payout last changed (None when
+        none waits): for the operator's metrics."""
+        ...
+
     def batch_totals(
         self, shop_id: int, batch_ids: Sequence[int]
     ) -> dict[int, list[tuple[str, str, str, Decimal, int]]]:

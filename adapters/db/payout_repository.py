@@ -23,7 +23,13 @@ from adapters.db.tables import (
     payouts,
     shops,
 )
-from connector.domain.payouts import SHOPIFY_FORMS, PayoutState, RewardForm, idempotency_key
+from connector.domain.payouts import (
+    OPEN_STATES,
+    SHOPIFY_FORMS,
+    PayoutState,
+    RewardForm,
+    idempotency_key,
+)
 from connector.ports import NewPayout, Payout, PayoutBatch, PayoutEvent, PayoutPreference
 
 _P = payouts.c
@@ -291,6 +297,24 @@ class SqlAlchemyPayoutRepository:
             .limit(limit)
         )
         return [(r[0], r[1]) for r in rows]
+
+    def open_figures(self, now: datetime) -> tuple[dict[str, int], datetime | None]:
+        open_states = [s.value for s in OPEN_STATES]
+        counts = {s: 0 for s in open_states}
+        rows = self._conn.execute(
+            sa.select(_P.state, sa.func.count())
+            .where(_P.state.in_(open_states))  # ix_payouts_state_retry: never the history
+            .group_by(_P.state)
+        )
+        counts.update({r[0]: int(r[1]) for r in rows})
+        oldest = self._conn.execute(
+            sa.select(sa.func.min(_P.updated_at)).where(
+                _P.form.in_([f.value for f in SHOPIFY_FORMS]),
+                _P.state == PayoutState.APPROVED.value,
+                sa.or_(_P.retry_at.is_(None), _P.retry_at <= now),
+            )
+        ).scalar()
+        return counts, _at(oldest) if oldest is not None else None
 
     def events(self, shop_id: int, payout_id: int) -> list[PayoutEvent]:
         rows = self._conn.execute(

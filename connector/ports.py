@@ -854,6 +854,9 @@ class ApplicationRepository(Protocol):
 
 @dataclass(frozen=True)
 class Notification:
+    """A message in the outbox. Keys starting with one of :data:`SECRET_MESSAGE_KEYS` carry a
+    one-time secret (a sign-in link): their body is forgotten once sent."""
+
     id: int
     shop_id: int
     key: str
@@ -863,6 +866,10 @@ class Notification:
     status: str  # pending | sent
     created_at: datetime
     sent_at: datetime | None = None
+
+
+#: Outbox keys of messages that carry a one-time secret (the portal's sign-in links).
+SECRET_MESSAGE_KEYS = ("portal-login:",)
 
 
 class NotificationOutbox(Protocol):
@@ -877,7 +884,9 @@ class NotificationOutbox(Protocol):
         of work ends (``SKIP LOCKED``: concurrent senders take different messages)."""
         ...
 
-    def mark_sent(self, notification_id: int, at: datetime) -> None: ...
+    def mark_sent(self, notification_id: int, at: datetime, *, forget_body: bool = False) -> None:
+        """Sent; ``forget_body`` replaces the stored text (it held a secret) with a note."""
+        ...
 
     def redact_to(self, shop_id: int, to: str) -> int:
         """customers/redact: delete every message to this address (pending ones are never

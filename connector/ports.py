@@ -390,6 +390,10 @@ class AmbassadorRepository(Protocol):
 
     def by_email(self, shop_id: int, email: str) -> Ambassador | None: ...
 
+    def names(self, shop_id: int, ambassador_ids: Sequence[int]) -> dict[int, tuple[str, str, str]]:
+        """(first name, last name, email) of these ambassadors of the shop, in one read."""
+        ...
+
     def by_customer(self, shop_id: int, customer_id: int) -> Ambassador | None: ...
 
     def by_code(self, shop_id: int, code: str) -> Ambassador | None:

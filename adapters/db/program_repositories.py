@@ -3,7 +3,7 @@ and tiers, shared discounts, task runs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -93,6 +93,16 @@ class SqlAlchemyAmbassadorRepository:
 
     def by_email(self, shop_id: int, email: str) -> Ambassador | None:
         return self._one(_A.shop_id == shop_id, _A.email == email.lower())
+
+    def names(self, shop_id: int, ambassador_ids: Sequence[int]) -> dict[int, tuple[str, str, str]]:
+        if not ambassador_ids:
+            return {}
+        rows = self._conn.execute(
+            sa.select(_A.id, _A.first_name, _A.last_name, _A.email).where(
+                _A.shop_id == shop_id, _A.id.in_(list(ambassador_ids))
+            )
+        )
+        return {r.id: (r.first_name or "", r.last_name or "", r.email) for r in rows}
 
     def by_customer(self, shop_id: int, customer_id: int) -> Ambassador | None:
         return self._one(_A.shop_id == shop_id, _A.customer_id == customer_id)

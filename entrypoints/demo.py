@@ -130,10 +130,14 @@ def run_demo(
             )
     app.extensions["ambassador"].jobs.join()
     contacts = _connect_salesforce(app, app_url, salesforce_org, people, rng)
+    _snapshot(app, 21)
     _tiers(app)
     _referred_orders(app, emulator, rng)
+    _snapshot(app, 14)
     _applications(app, rng)
     delivered = _seed_payouts(app, emulator, rng)
+    _snapshot(app, 7)
+    _engagement(app)
 
     urls: dict[str, Any] = {
         "salesforce": salesforce_url,
@@ -157,6 +161,8 @@ def run_demo(
                "carry Ambassador fields (Salesforce page of the app)")
     click.echo(f"  Payouts:                         {delivered} rewards delivered in the emulated "
                "store, a cash batch awaiting approval (Payouts page)")
+    click.echo("  Engagement:                      a running and a closed challenge, content to "
+               "review (Engagement page); a flyer and a post (Resources page)")
     click.echo("Press Ctrl-C to stop.")
 
     def stop() -> None:
@@ -319,3 +325,131 @@ def _applications(app: Any, rng: random.Random) -> None:
         applications.submit(c.uow(), c.jobs, c.clock, shop, form, customer_id=None,
                             find_customer=lambda _id: None, client_hash=None)
     c.jobs.join()
+
+
+# A one-page PDF (what a flyer is) written out here, so the demo needs no binary fixture.
+_FLYER_TEXT = b"BT /F1 24 Tf 72 720 Td (Summit Outfitters: 15% off with my code) Tj ET"
+
+
+def _flyer_pdf() -> bytes:
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(_FLYER_TEXT), _FLYER_TEXT),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (n, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1, xref)
+    return bytes(out)
+
+
+def _engagement(app: Any) -> None:
+    """Last month's content challenge, closed with its winners paid (prizes in the ledger); this
+    month's referral race, running, with standings from the demo's orders; posts waiting for
+    review (one without a disclosure); a flyer and a pre-written post in the resources library;
+    and today's engagement scores, so the Engagement, Resources and Return on influence pages
+    open populated. Last month happens through a unit of work on a clock set
+    back (the records carry last month's times)."""
+    from datetime import timedelta
+
+    from adapters.clock import FakeClock
+    from adapters.db.unit_of_work import SqlAlchemyUnitOfWork
+    from connector.domain.ambassadors import AmbassadorStatus
+    from connector.services import challenges, content, engagement, resources
+
+    c = app.extensions["ambassador"]
+    now = c.clock.now()
+    with c.uow() as uow:
+        shop = uow.shops.get(DEMO_SHOP)
+        assert shop is not None and shop.id is not None
+        # Those with the most referred revenue first: they lead the running challenge.
+        found = uow.ambassadors.search(shop.id, AmbassadorQuery(status="active", limit=50))
+        totals = uow.ledger.totals(shop.id, [a.id for a in found if a.id is not None])
+    revenue = {aid: t.attributed_revenue for aid, t in totals.items()}
+    active = sorted(
+        (a for a in found if a.status is AmbassadorStatus.ACTIVE and a.id is not None),
+        key=lambda a: (-revenue.get(a.id or 0, Decimal(0)), a.id or 0),
+    )
+    if len(active) < 3:
+        return
+    click.echo("==> challenges, content to review, resources and engagement scores")
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    past = FakeClock((month_start - timedelta(days=1)).replace(day=10, hour=15))
+
+    def then() -> SqlAlchemyUnitOfWork:
+        return SqlAlchemyUnitOfWork(c.engine, c.cipher, past)
+
+    sprint = challenges.create(then(), past, shop, {
+        "preset": "monthly", "month": f"{past.now():%Y-%m}",
+        "name": f"Content sprint, {past.now():%B}", "metric": "approved_content",
+        "mode": "ranking",
+        "prizes": [{"rank": 1, "amount": "40.00"}, {"rank": 2, "amount": "20.00"}],
+    }, "demo")
+    assert sprint.id is not None
+    for n, ambassador in enumerate(active[:3]):
+        assert ambassador.id is not None
+        challenges.join(then(), past, shop, sprint.id, ambassador.id)
+        for post in range(3 - n):  # 3, 2 and 1 approved posts: places are clear
+            past.advance(hours=5)
+            made = content.submit(
+                then(), past, shop, ambassador.id, kind="post",
+                url=f"https://instagram.com/p/demo-{ambassador.id}-{post}",
+                text="Trail day in the new Rain Shell #ad")
+            assert made.id is not None
+            content.decide(then(), past, shop, made.id, approve=True, reason=None, actor="demo")
+    challenges.close(c.uow, c.clock, shop.id, sprint.id)
+
+    race = challenges.create(c.uow(), c.clock, shop, {
+        "preset": "monthly", "month": f"{now:%Y-%m}", "name": f"Referral race, {now:%B}",
+        "metric": "revenue", "mode": "ranking",
+        "prizes": [{"rank": 1, "amount": "75.00"}, {"rank": 2, "amount": "40.00"},
+                   {"rank": 3, "amount": "20.00"}],
+    }, "demo")
+    assert race.id is not None
+    for ambassador in active[:6]:
+        assert ambassador.id is not None
+        challenges.join(c.uow(), c.clock, shop, race.id, ambassador.id)
+
+    waiting = [
+        ("post", "https://instagram.com/p/demo-waiting-1", "Loving my Merino Tee #sponsored"),
+        ("post", "https://tiktok.com/@demo/video/2", "Packed for the weekend with my Day Pack"),
+        ("review", "https://youtube.com/watch?v=demo3", "Rain Shell review, paid partnership"),
+    ]
+    for ambassador, (kind, url, text) in zip(active[3:] + active[:3], waiting, strict=False):
+        assert ambassador.id is not None
+        content.submit(c.uow(), c.clock, shop, ambassador.id, kind=kind, url=url, text=text)
+
+    resources.upload(c.uow(), c.storage, c.ids, shop, title="Spring flyer (print, A4)",
+                     kind="flyer", filename="spring-flyer.pdf", content_type="application/pdf",
+                     data=_flyer_pdf())
+    resources.add_post(c.uow(), shop, title="Post: why I run in Summit shoes",
+                       body="Three seasons on the trail in my Summit Trail Runners. Use my code "
+                            "for 15% off your first order.")
+
+    engagement.score_shop(c.uow, c.clock, DEMO_SHOP)
+
+
+def _snapshot(app: Any, days_ago: int) -> None:
+    """The engagement scores and band shares of the store as seeded so far, dated ``days_ago``
+    (the demo seeds in stages, each scored as an earlier day, so the shares-over-time chart
+    shows the program growing instead of a single point)."""
+    from datetime import timedelta
+    from functools import partial
+
+    from adapters.clock import FakeClock
+    from adapters.db.unit_of_work import SqlAlchemyUnitOfWork
+    from connector.services import engagement
+
+    c = app.extensions["ambassador"]
+    at = FakeClock(c.clock.now() - timedelta(days=days_ago))
+    engagement.score_shop(partial(SqlAlchemyUnitOfWork, c.engine, c.cipher, at), at, DEMO_SHOP)

@@ -1510,20 +1510,7 @@ async function pageEngagement() {
     }));
   }
   for (const button of $$("[data-standings]")) {
-    button.addEventListener("click", () => run(async () => {
-      const board = await api("GET", `/challenges/${button.dataset.standings}/leaderboard`);
-      $("#standings").hidden = false;
-      setText("#standings-heading", `Standings: ${board.challenge.name}${board.final ? " (final)" : ""}`);
-      if (board.items.length) {
-        fill($("#standings-rows"), ...board.items.map((row) => el("tr", {},
-          el("td", { class: "num", text: row.rank }),
-          el("td", {}, el("a", { href: pageUrl(`/ambassadors/${row.ambassador_id}`), text: row.name || `#${row.ambassador_id}` })),
-          el("td", { class: "num", text: row.value }),
-          el("td", { class: "num", text: row.prize || "—" }))));
-      } else {
-        rowMessage($("#standings-rows"), 4, "Nobody has joined yet.");
-      }
-    }));
+    button.addEventListener("click", () => run(() => showStandings(button.dataset.standings)));
   }
   const form = $("#challenge-form");
   const month = $("#ch-month");
@@ -1541,6 +1528,231 @@ async function pageEngagement() {
   });
 }
 
+// A challenge's standings: the top of the board as a horizontal bar chart, every row (up to the
+// API's 100) in its table.
+const STANDINGS_TOP = 10;
+
+// "733.5" → "733.50": an exact decimal string shown with cents, without going through a float.
+function cents(value) {
+  const [whole, fraction = ""] = String(value).split(".");
+  return fraction.length >= 2 ? String(value) : `${whole}.${fraction.padEnd(2, "0")}`;
+}
+
+async function showStandings(id) {
+  const board = await api("GET", `/challenges/${id}/leaderboard`);
+  const c = board.challenge;
+  $("#standings").hidden = false;
+  setText("#standings-heading", `Standings: ${c.name}${board.final ? " (final)" : ""}`);
+  const metric = c.metric.replaceAll("_", " ");
+  const revenue = c.metric === "revenue";
+  const result = (row) => (revenue ? money(cents(row.value), c.currency) : String(row.value));
+  const name = (row) => row.name || `#${row.ambassador_id}`;
+  const items = board.items;
+  const top = items.slice(0, STANDINGS_TOP);
+  showChart("standings", {
+    type: "bar",
+    data: {
+      labels: top.map((row) => `${row.rank}. ${name(row)}`),
+      datasets: [{ label: revenue ? `Revenue (${c.currency})` : metric, data: top.map((row) => Number(row.value)), backgroundColor: CHART_COLOURS[0] }],
+    },
+    options: {
+      indexAxis: "y",
+      plugins: { legend: { display: false } },
+      scales: { x: { beginAtZero: true, ticks: { precision: revenue ? undefined : 0 }, title: { display: true, text: revenue ? `Revenue (${c.currency})` : metric } } },
+    },
+  }, items.length
+    ? `${c.name}${board.final ? ", final" : ", so far"}: ${top.slice(0, 3).map((row) => `${row.rank}. ${name(row)} ${result(row)}`).join(", ")}${items.length > 3 ? ` and ${items.length - 3} more` : ""} (by ${metric}${items.length > STANDINGS_TOP ? `; the chart shows the top ${STANDINGS_TOP}` : ""}).`
+    : `${c.name}: nobody has joined yet.`,
+  items.map((row) => [String(row.rank),
+    el("a", { href: pageUrl(`/ambassadors/${row.ambassador_id}`), text: name(row) }),
+    result(row), row.prize ? money(row.prize, c.currency) : "—"]));
+  if (!items.length) rowMessage($("#standings-rows"), 4, "Nobody has joined yet.");
+}
+
+// --- resources ---------------------------------------------------------------------------------
+
+const RESOURCE_KINDS = { flyer: "Flyer", graphic: "Graphic", post: "Pre-written post" };
+// The API's refusals of an upload, by code, and the form field each belongs next to.
+const RESOURCE_FIELDS = {
+  invalid_file: "file", too_large: "file", missing_file: "file", request_entity_too_large: "file",
+  invalid_title: "title", invalid_body: "body", invalid_kind: "kind",
+};
+
+function fileSize(bytes) {
+  if (!bytes) return "—";
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / (1024 * 1024)).toFixed(1)} MiB`;
+}
+
+// Asks in a modal <dialog> (keyboard: Tab between the buttons, Escape keeps); true to go on.
+function confirmDialog(dialog, text) {
+  setText("#res-confirm-text", text);
+  dialog.returnValue = "";
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "delete"), { once: true });
+    dialog.showModal();
+  });
+}
+
+async function pageResources() {
+  const form = $("#res-form");
+  const kind = $("#res-kind");
+  const tbody = $("#res-rows");
+  const dialog = $("#res-confirm");
+  const maxUpload = Number(cfg.maxUpload || 0);
+  const showKind = () => {
+    const post = kind.value === "post";
+    $("#res-file-field").hidden = post;
+    $("#res-body-field").hidden = !post;
+  };
+  kind.addEventListener("change", showKind);
+  showKind();
+
+  async function reload() {
+    const { items } = await api("GET", "/resources");
+    if (!items.length) {
+      rowMessage(tbody, 7, "No resources yet: add a flyer, a graphic or a pre-written post below.");
+      return;
+    }
+    fill(tbody, ...items.map((r) => el("tr", { "data-resource": r.id },
+      el("td", { text: RESOURCE_KINDS[r.kind] || r.kind }),
+      el("td", { text: r.title }),
+      el("td", { text: r.filename || (r.body ? `${r.body.slice(0, 80)}${r.body.length > 80 ? "…" : ""}` : "—") }),
+      el("td", { class: "num", text: fileSize(r.size) }),
+      el("td", { text: when(r.created_at) }),
+      el("td", { class: "num", text: r.downloads }),
+      el("td", {},
+        r.download_url ? el("button", { type: "button", class: "btn", text: "Download", "aria-label": `Download ${r.title}`,
+          onclick: () => run(() => download(`/resources/${r.id}/file`, r.filename || "resource")) }) : null,
+        " ",
+        el("button", { type: "button", class: "btn btn-plain", text: "Delete", "aria-label": `Delete ${r.title}`,
+          onclick: () => run(async () => {
+            if (!await confirmDialog(dialog, `“${r.title}” leaves the library and your ambassadors' portal. This cannot be undone.`)) return;
+            await api("DELETE", `/resources/${r.id}`);
+            await reload();
+            say(`Deleted: ${r.title}.`);
+          }) })))));
+  }
+
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    run(async () => {
+      const title = $("#res-title").value.trim();
+      let created;
+      try {
+        if (kind.value === "post") {
+          created = await api("POST", "/resources", { json: { kind: "post", title, body: $("#res-body").value } });
+        } else {
+          const file = $("#res-file").files[0];
+          if (!file) throw new ApiError(422, "missing_file", "Choose the file to upload.");
+          // Said before sending 10 MiB for nothing; the API checks again (and the bytes' type).
+          if (maxUpload && file.size > maxUpload) {
+            throw new ApiError(413, "too_large", `The file is ${fileSize(file.size)}: files are limited to ${fileSize(maxUpload)}.`);
+          }
+          const data = new FormData();
+          data.append("kind", kind.value);
+          data.append("title", title);
+          data.append("file", file, file.name);
+          created = await api("POST", "/resources", { body: data });
+        }
+      } catch (error) {
+        const name = error instanceof ApiError ? RESOURCE_FIELDS[error.code] : null;
+        if (!name) throw error;
+        const target = $(`[data-error-for="${name}"]`, form);
+        target.textContent = error.message;
+        const input = form.elements.namedItem(name);
+        input.setAttribute("aria-invalid", "true");
+        input.focus();
+        showError(`Nothing was added. ${error.message}`);
+        return;
+      }
+      form.reset();
+      showKind();
+      await reload();
+      say(`Added: ${created.title}.`);
+    }, { form });
+  });
+  await reload();
+}
+
+// --- return on influence -------------------------------------------------------------------------
+
+async function pageRoi() {
+  const form = $("#roi-form");
+  const ratio = (value) => (value === null || value === undefined ? "—" : `${value}×`);
+  async function load() {
+    const query = new URLSearchParams();
+    for (const name of ["from", "to"]) {
+      const value = $(`#roi-${name}`).value;
+      if (value) query.set(name, value);
+    }
+    const r = await api("GET", `/roi?${query}`);
+    const cur = r.currency;
+    $("#roi-from").value = r.from;
+    $("#roi-to").value = r.to;
+    const t = r.total;
+    setText("#roi-revenue", money(t.business.attributed_revenue, cur));
+    setText("#roi-orders", t.business.attributed_orders);
+    setText("#roi-new", t.business.new_customers);
+    setText("#roi-average", t.business.average_order === null ? null : money(t.business.average_order, cur));
+    setText("#roi-share", t.marketing.share_of_store_revenue === null ? null : `${t.marketing.share_of_store_revenue} %`);
+    setText("#roi-ambassadors", t.marketing.ambassadors_active);
+    setText("#roi-content", t.content.approved);
+    setText("#roi-cost", `${money(t.cost.total, cur)} (commissions ${money(t.cost.commissions, cur)}, prizes ${money(t.cost.bonuses, cur)})`);
+    setText("#roi-ratio", t.return_per_unit_cost === null ? "— (no cost yet)" : `${ratio(t.return_per_unit_cost)}: each ${cur} spent brought ${t.return_per_unit_cost} ${cur} more than it cost`);
+
+    const months = r.months;
+    const active = months.filter((m) => m.business.attributed_orders || Number(m.cost.total));
+    const best = active.reduce((b, m) => (!b || Number(m.business.attributed_revenue) > Number(b.business.attributed_revenue) ? m : b), null);
+    showChart("roi", {
+      type: "bar",
+      data: {
+        labels: months.map((m) => m.month),
+        datasets: [
+          { label: `Attributed revenue (${cur})`, data: months.map((m) => Number(m.business.attributed_revenue)), backgroundColor: CHART_COLOURS[0] },
+          { label: `Program cost (${cur})`, data: months.map((m) => Number(m.cost.total)), backgroundColor: CHART_COLOURS[2] },
+        ],
+      },
+      options: {
+        interaction: { mode: "index", intersect: false },
+        scales: { y: { beginAtZero: true, title: { display: true, text: cur } } },
+      },
+    }, best
+      ? `From ${r.from} to ${r.to}: ${money(t.business.attributed_revenue, cur)} attributed revenue against ${money(t.cost.total, cur)} program cost (return ${ratio(t.return_per_unit_cost)}); the best month was ${best.month} with ${money(best.business.attributed_revenue, cur)}.`
+      : `From ${r.from} to ${r.to}: no attributed orders and no cost yet.`,
+    (best ? months : []).map((m) => [m.month, money(m.business.attributed_revenue, cur), String(m.business.attributed_orders), money(m.cost.total, cur), ratio(m.return_per_unit_cost)]));
+
+    if (r.tiers.length) {
+      fill($("#roi-tier-rows"), ...r.tiers.map((x) => el("tr", {},
+        el("td", { text: x.tier === "none" ? "No tier" : x.tier }),
+        el("td", { class: "num", text: money(x.business.attributed_revenue, cur) }),
+        el("td", { class: "num", text: x.business.attributed_orders }),
+        el("td", { class: "num", text: x.marketing.ambassadors_active }),
+        el("td", { class: "num", text: money(x.cost.total, cur) }),
+        el("td", { class: "num", text: ratio(x.return_per_unit_cost) }))));
+    } else {
+      rowMessage($("#roi-tier-rows"), 6, "No attributed orders in these months.");
+    }
+    if (r.challenges.length) {
+      fill($("#roi-challenge-rows"), ...r.challenges.map((x) => el("tr", {},
+        el("td", { text: x.name }),
+        el("td", { text: x.metric.replaceAll("_", " ") }),
+        el("td", { text: `${day(x.starts_at)} – ${day(x.ends_at)}` }),
+        el("td", { class: "num", text: x.participants }),
+        el("td", { class: "num", text: money(x.participants_revenue, cur) }),
+        el("td", { class: "num", text: money(x.prizes, cur) }))));
+    } else {
+      rowMessage($("#roi-challenge-rows"), 6, "No challenge in these months.");
+    }
+  }
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    run(load, { form });
+  });
+  await load();
+}
+
 // --- start ---------------------------------------------------------------------------------
 
 const PAGES = {
@@ -1553,6 +1765,8 @@ const PAGES = {
   salesforce: pageSalesforce,
   payouts: pagePayouts,
   engagement: pageEngagement,
+  resources: pageResources,
+  roi: pageRoi,
   health: pageHealth,
 };
 

@@ -92,3 +92,49 @@ def test_chart_colours_keep_text_contrast_on_white() -> None:
     for colour in colours:
         ratio = (1.0 + 0.05) / (_luminance(colour) + 0.05)
         assert ratio >= 4.5, (colour, round(ratio, 2))
+
+
+def _tab_through(page: object, presses: int) -> list[str]:
+    reached = []
+    for _ in range(presses):
+        page.keyboard.press("Tab")  # type: ignore[attr-defined]
+        reached.append(page.evaluate(  # type: ignore[attr-defined]
+            "(() => { const n = document.activeElement;"
+            " return n.id || (n.tagName === 'SUMMARY' ? n.parentElement.id : n.tagName); })()"))
+    return reached
+
+
+def test_the_roi_and_standings_charts_and_their_tables_are_reached_with_the_keyboard(
+    admin: Admin,
+) -> None:
+    page = admin.open("/app/roi")
+    admin.wait_text("#roi-summary", r"attributed revenue against")
+    reached = _tab_through(page, 40)
+    assert "chart-roi" in reached and "roi-details" in reached, reached
+
+    page = admin.open("/app/engagement")
+    admin.wait_text("#bands-summary", r"%")
+    page.locator("[data-standings]").first.focus()
+    page.keyboard.press("Enter")  # a button: Enter shows the standings
+    admin.wait_text("#standings-summary", r"so far|final|nobody")
+    reached = _tab_through(page, 6)
+    at = reached.index("chart-standings") if "chart-standings" in reached else -1
+    assert at >= 0 and reached[at + 1] == "standings-details", reached
+    page.focus("#standings-details summary")
+    page.keyboard.press("Enter")  # on the summary: the table opens
+    assert page.locator("#standings-details").get_attribute("open") is not None
+
+
+def test_the_delete_confirmation_is_a_modal_that_escape_dismisses(admin: Admin) -> None:
+    page = admin.open("/app/resources")
+    admin.wait_text("#res-rows", r"Spring flyer")
+    button = page.get_by_role("button", name=re.compile(r"^Delete Spring flyer"))
+    button.focus()
+    page.keyboard.press("Enter")
+    dialog = page.locator("#res-confirm")
+    assert dialog.is_visible()
+    assert page.evaluate("document.activeElement.id") == "res-confirm-keep"  # the safe choice
+    assert page.evaluate("document.querySelector('#res-confirm').matches(':modal')")
+    page.keyboard.press("Escape")
+    assert not dialog.is_visible()
+    assert "Spring flyer" in page.locator("#res-rows").inner_text()

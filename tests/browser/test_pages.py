@@ -38,6 +38,9 @@ PAGES: list[tuple[str, Any, str, str]] = [
     ("settings", "/app/settings", "#settings-save", r"."),
     ("salesforce", "/app/salesforce", "#sf-status", r"^Connected$"),
     ("health", "/app/health", "#h-updated", r"^Updated"),
+    ("engagement", "/app/engagement", "#bands-summary", r"% engaged"),
+    ("resources", "/app/resources", "#res-rows", r"Spring flyer"),
+    ("roi", "/app/roi", "#roi-summary", r"attributed revenue against"),
 ]
 
 

@@ -17,6 +17,7 @@ from admin_ui.openapi_parts import path_id as _path_id
 from admin_ui.openapi_parts import query as _query
 from admin_ui.openapi_parts import ref as _ref
 from admin_ui.openapi_payouts import payout_paths
+from connector.ports import AMBASSADOR_SORTS, ENGAGEMENT_BANDS
 
 SCHEMAS: dict[str, Any] = {
     "SalesforceFields": {
@@ -503,12 +504,27 @@ def openapi_document() -> dict[str, Any]:
             },
             "/ambassadors": {
                 "get": _op(
-                    "List ambassadors, newest first (cursor pagination)",
+                    "List ambassadors, newest first or by `sort` (keyset cursor pagination; "
+                    "ties broken by id)",
                     _json(_ref("AmbassadorPage")),
                     params=[
                         _query("status", "applied, active, paused or removed"),
                         _query("tier", "tier id or name"),
                         _query("q", "email, name or code"),
+                        _query(
+                            "band",
+                            "engagement band (not scored yet counts as not engaged)",
+                            {"type": "string", "enum": list(ENGAGEMENT_BANDS)},
+                        ),
+                        _query(
+                            "sort",
+                            "sort key, '-' for descending (missing results and scores sort as "
+                            "0); default -created",
+                            {
+                                "type": "string",
+                                "enum": [f"{d}{k}" for k in AMBASSADOR_SORTS for d in ("", "-")],
+                            },
+                        ),
                         _query("cursor", "next_cursor of the previous page"),
                         _query("limit", "1 to 200", {"type": "integer"}),
                     ],

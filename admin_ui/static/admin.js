@@ -479,7 +479,7 @@ async function pageAmbassadors() {
 
   function render() {
     if (!rows.length) {
-      rowMessage(tbody, 9, "No ambassadors match.");
+      rowMessage(tbody, 11, "No ambassadors match.");
     } else {
       fill(tbody, ...rows.map((a) => el("tr", {},
         el("td", {}, el("input", {
@@ -492,7 +492,9 @@ async function pageAmbassadors() {
         el("td", {}, a.code ? el("code", { text: a.code }) : "—"),
         el("td", { class: "num", text: a.stats.attributed_orders }),
         el("td", { class: "num", text: money(a.stats.attributed_revenue, a.stats.currency) }),
+        el("td", { class: "num", text: `${a.engagement.score.toFixed(1)} (${a.engagement.band})` }),
         el("td", { class: "num", text: money(a.stats.rewards.pending, a.stats.currency) }),
+        el("td", { text: day(a.created_at) }),
       )));
     }
     next.disabled = !nextCursor;
@@ -500,16 +502,41 @@ async function pageAmbassadors() {
     updateSelection();
   }
 
+  // Sort: the column buttons set it (the same column again: the other way); numbers start
+  // highest first, names A to Z. A new sort starts again at the first page (cursors are bound
+  // to their sort).
+  const sortInput = $("#f-sort");
+  function showSort() {
+    const key = sortInput.value.replace(/^-/, "");
+    const descending = sortInput.value.startsWith("-");
+    for (const th of $$("th[data-sort]")) {
+      const active = th.dataset.sort === key;
+      th.setAttribute("aria-sort", active ? (descending ? "descending" : "ascending") : "none");
+      const button = $("button", th);
+      button.dataset.arrow = active ? (descending ? "↓" : "↑") : "";
+    }
+  }
+  for (const th of $$("th[data-sort]")) {
+    $("button", th).addEventListener("click", () => {
+      const key = th.dataset.sort;
+      const current = sortInput.value;
+      sortInput.value = current === key ? `-${key}` : current === `-${key}` ? key : (key === "name" ? key : `-${key}`);
+      showSort();
+      form.requestSubmit();
+    });
+  }
+  showSort();
+
   async function load() {
     const query = new URLSearchParams({ limit: "50" });
-    for (const name of ["q", "status", "tier"]) {
+    for (const name of ["q", "status", "tier", "band", "sort"]) {
       const value = form.elements.namedItem(name).value.trim();
       if (value) query.set(name, value);
     }
     if (cursors[page]) query.set("cursor", cursors[page]);
-    rowMessage(tbody, 9, "Loading…");
+    rowMessage(tbody, 11, "Loading…");
     const data = await run(() => api("GET", `/ambassadors?${query}`));
-    if (!data) return rowMessage(tbody, 9, "Could not load the ambassadors.");
+    if (!data) return rowMessage(tbody, 11, "Could not load the ambassadors.");
     rows = data.items;
     nextCursor = data.next_cursor;
     return render();
@@ -520,7 +547,7 @@ async function pageAmbassadors() {
     cursors = [null];
     page = 0;
     const url = new URL(window.location.href);
-    for (const name of ["q", "status", "tier"]) {
+    for (const name of ["q", "status", "tier", "band", "sort"]) {
       const value = form.elements.namedItem(name).value.trim();
       if (value) url.searchParams.set(name, value); else url.searchParams.delete(name);
     }

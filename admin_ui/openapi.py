@@ -754,6 +754,44 @@ def openapi_document() -> dict[str, Any]:
                     _json(_SYSTEM_HEALTH),
                 )
             },
+            "/health/shopify-budget": {
+                "get": _op(
+                    "The shop's Shopify Admin GraphQL bucket as last reported (throttleStatus)",
+                    _json({"type": "object", "properties": {"budget": {
+                        "type": "object", "nullable": True, "properties": {
+                            "currently_available": {"type": "number"},
+                            "maximum_available": {"type": "number"},
+                            "used": {"type": "number"},
+                            "restore_rate": {"type": "number"},
+                            "read_at": _TS,
+                            "age_seconds": {"type": "number"}}}}}),
+                )
+            },
+            "/health/jobs/failed": {
+                "get": _op(
+                    "The shop's background jobs that failed, newest first, with a one-line error",
+                    _json({"type": "object", "properties": {
+                        "mode": {"type": "string", "enum": ["rq", "in-process", "unavailable"]},
+                        "items": {"type": "array", "items": {"type": "object", "properties": {
+                            "id": {"type": "string"}, "job": {"type": "string"},
+                            "queue": {"type": "string"}, "failed_at": _TS,
+                            "error": {"type": "string"}}}}}}),
+                )
+            },
+            "/health/jobs/{job_id}/retry": {
+                "post": {
+                    "summary": "Queue a failed job of the shop again (once: requeued is false "
+                    "when it was already retried)",
+                    "parameters": [{"name": "job_id", "in": "path", "required": True,
+                                    "schema": {"type": "string",
+                                               "pattern": "^[A-Za-z0-9_-]{1,200}$"}}],
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {
+                            "id": {"type": "string"}, "requeued": {"type": "boolean"}}}),
+                        **_ERRORS,
+                    },
+                }
+            },
             "/health/deliveries/{delivery_id}/replay": {
                 "post": {
                     "summary": "Try a parked webhook delivery again, with fresh attempts",

@@ -364,6 +364,26 @@ class JobQueue(Protocol):
 
     def acknowledge(self, job: Job) -> None: ...
 
+    def failed_jobs(self, shop_domain: str, limit: int = 50) -> list[FailedJob]:
+        """Jobs of this shop (first argument: its domain) that failed for good, newest first.
+        Jobs of no shop (the inbox drain, the outbox) are nobody's to see here."""
+        ...
+
+    def retry_failed(self, shop_domain: str, job_id: str) -> bool | None:
+        """Queue a failed job of this shop again: True when queued now, False when it was no
+        longer failed (already retried: never queued twice), None when no such job is this
+        shop's."""
+        ...
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    id: str
+    job: str  # the Job's name, e.g. "sync_codes"
+    queue: str
+    failed_at: datetime | None
+    error: str  # the exception's last line, secrets redacted; never a stack trace
+
 
 class IdGenerator(Protocol):
     def token(self, nbytes: int = 32) -> str:

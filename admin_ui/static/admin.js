@@ -383,10 +383,12 @@ function duration(seconds) {
 
 async function pageHealth() {
   async function reload() {
-    const [webhooks, system, sf] = await Promise.all([
+    const [webhooks, system, sf, shopify, failedJobs] = await Promise.all([
       api("GET", "/health/webhooks"),
       api("GET", "/health/system"),
       api("GET", "/salesforce"),
+      api("GET", "/health/shopify-budget"),
+      api("GET", "/health/jobs/failed"),
     ]);
     const i = webhooks.inbox;
     setText("#h-pending", i.pending);
@@ -429,6 +431,37 @@ async function pageHealth() {
         })))));
     } else {
       rowMessage($("#h-parked"), 5, "Nothing parked: every delivery was applied.");
+    }
+    const meter = $("#h-shopify-meter");
+    const sb = shopify.budget;
+    if (sb) {
+      meter.max = sb.maximum_available;
+      meter.value = sb.used;
+      meter.low = sb.maximum_available * 0.5;
+      meter.high = sb.maximum_available * 0.8;
+      meter.hidden = false;
+      setText("#h-shopify-budget", `${Math.round(sb.used)} of ${Math.round(sb.maximum_available)} points in use (${Math.round(sb.currently_available)} available, refilling ${sb.restore_rate}/s); read ${when(sb.read_at)}`);
+    } else {
+      meter.hidden = true;
+      setText("#h-shopify-budget", "No call to Shopify recorded yet.");
+    }
+    if (failedJobs.items.length) {
+      fill($("#h-failed-jobs"), ...failedJobs.items.map((j) => el("tr", {},
+        el("td", { text: when(j.failed_at) }), el("td", {}, el("code", { text: j.job })),
+        el("td", { text: j.error }),
+        el("td", {}, el("button", {
+          type: "button", class: "btn", text: "Retry", "aria-label": `Retry the ${j.job} job that failed ${when(j.failed_at)}`,
+          onclick: (event) => run(async () => {
+            event.currentTarget.disabled = true;
+            const r = await api("POST", `/health/jobs/${encodeURIComponent(j.id)}/retry`);
+            say(r.requeued ? `The ${j.job} job is queued again.` : `The ${j.job} job was already queued again.`);
+            await reload();
+          }),
+        })))));
+    } else {
+      rowMessage($("#h-failed-jobs"), 4, failedJobs.mode === "in-process"
+        ? "Jobs run inside the web process here: a failure is logged and its periodic job tries again."
+        : "No failed jobs.");
     }
     const b = sf.budget || {};
     setText("#h-sf-budget", sf.enabled === false ? "Salesforce is not configured."

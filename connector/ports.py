@@ -364,6 +364,26 @@ class JobQueue(Protocol):
 
     def acknowledge(self, job: Job) -> None: ...
 
+    def failed_jobs(self, shop_domain: str, limit: int = 50) -> list[FailedJob]:
+        """Jobs of this shop (first argument: its domain) that failed for good, newest first.
+        Jobs of no shop (the inbox drain, the outbox) are nobody's to see here."""
+        ...
+
+    def retry_failed(self, shop_domain: str, job_id: str) -> bool | None:
+        """Queue a failed job of this shop again: True when queued now, False when it was no
+        longer failed (already retried: never queued twice), None when no such job is this
+        shop's."""
+        ...
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    id: str
+    job: str  # the Job's name, e.g. "sync_codes"
+    queue: str
+    failed_at: datetime | None
+    error: str  # the exception's last line, secrets redacted; never a stack trace
+
 
 class IdGenerator(Protocol):
     def token(self, nbytes: int = 32) -> str:
@@ -374,12 +394,23 @@ class IdGenerator(Protocol):
 # --- the ambassador program ---------------------------------------------------------------
 
 
+# Sort keys of the ambassadors list; a leading "-" means descending. Ties are broken by the id
+# in the same direction, so every order is total and keyset pages never skip or repeat a row.
+AMBASSADOR_SORTS = ("created", "name", "orders", "revenue", "engagement")
+ENGAGEMENT_BANDS = ("not engaged", "marginal", "engaged")
+
+
 @dataclass(frozen=True)
 class AmbassadorQuery:
     status: str | None = None
     tier_id: int | None = None
     text: str | None = None  # matches email, name or code
-    after_id: int | None = None  # keyset cursor: newest first, ids below this one
+    band: str | None = None  # engagement band; unscored ambassadors count as "not engaged"
+    after_id: int | None = None  # keyset cursor of the default order: ids below this one
+    sort: str = "-created"  # one of AMBASSADOR_SORTS, optionally prefixed with "-"
+    # Keyset cursor of any order: the last row's sort values (AmbassadorRepository.search_keyed)
+    # and its id; rows strictly after it in the chosen order.
+    after: tuple[tuple[Any, ...], int] | None = None
     limit: int = 50
 
 
@@ -432,6 +463,14 @@ class AmbassadorRepository(Protocol):
     def retirement_done(self, shop_id: int, retirement_id: int) -> None: ...
 
     def search(self, shop_id: int, query: AmbassadorQuery) -> list[Ambassador]: ...
+
+    def search_keyed(
+        self, shop_id: int, query: AmbassadorQuery
+    ) -> list[tuple[Ambassador, tuple[Any, ...]]]:
+        """As :meth:`search`, each row with its sort values (the cursor of the next page):
+        name: (first_name, last_name); orders: (int,); revenue, engagement: (Decimal,);
+        created: (). Missing statistics or scores sort as 0."""
+        ...
 
     def count_by_status(self, shop_id: int) -> dict[str, int]: ...
 

@@ -99,8 +99,12 @@ class InboxRepository(Protocol):
         """Store a delivery. Idempotent on ``(topic, webhook_id)``: a repeat returns ``None``."""
         ...
 
-    def claim(self, limit: int, now: datetime, lease: timedelta) -> list[Delivery]:
-        """Claim up to ``limit`` pending (or lease-expired) deliveries, oldest first.
+    def claim(
+        self, limit: int, now: datetime, lease: timedelta, *, shared_limit: int | None = None
+    ) -> list[Delivery]:
+        """Claim up to ``limit`` pending (or lease-expired) deliveries, oldest first, each
+        shop with work getting an equal share; at most ``shared_limit`` (if given) when more
+        than one shop has work.
 
         Safe with many workers at once: a row is claimed by one worker (``SKIP LOCKED``).
         """

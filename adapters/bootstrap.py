@@ -16,6 +16,7 @@ from shopify_app import ShopifyApp
 
 from adapters.clock import SecretsIdGenerator, SystemClock
 from adapters.crypto import TokenCipher
+from adapters.db.api_budget import ShopifyBudgetStore
 from adapters.db.engine import make_engine
 from adapters.db.unit_of_work import SqlAlchemyUnitOfWork
 from adapters.notify import ConsoleNotifier
@@ -132,7 +133,15 @@ def bootstrap(settings: Settings, **overrides: Any) -> Container:
         settings.shopify_api_secret or "unset",
         settings.shopify_api_secret_old,
     )
-    graphql = ShopifyGraphQLClient(app, http, settings.shopify_api_version)
+    budget = ShopifyBudgetStore(engine)
+    graphql = ShopifyGraphQLClient(
+        app,
+        http,
+        settings.shopify_api_version,
+        on_budget=lambda shop, available, maximum, rate: budget.record(
+            shop, available, maximum, rate, clock.now()
+        ),
+    )
     platform = overrides.get("shopify") or ShopifyAdminPlatform(
         app,
         http,

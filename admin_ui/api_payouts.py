@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import io
+from decimal import Decimal
 from typing import Any
 
 from flask import Response, g, jsonify, request
@@ -67,12 +68,16 @@ def payout_json(p: Payout) -> dict[str, Any]:
     }
 
 
-def batch_json(b: PayoutBatch, items: list[Payout]) -> dict[str, Any]:
+def batch_json(b: PayoutBatch, groups: list[tuple[str, str, str, Decimal, int]]) -> dict[str, Any]:
+    """A batch with its payouts counted and summed by form and by state; ``groups`` are the
+    repository's (form, state, currency, amount, count) rows for it."""
     totals: dict[str, dict[str, Any]] = {}
-    for p in items:
-        t = totals.setdefault(p.form.value, {"count": 0, "amount": Money.zero(p.currency)})
-        t["count"] += 1
-        t["amount"] = t["amount"] + Money(p.amount, p.currency)
+    states: dict[str, int] = {}
+    for form, state, currency, amount, count in groups:
+        t = totals.setdefault(form, {"count": 0, "amount": Money.zero(currency)})
+        t["count"] += count
+        t["amount"] = t["amount"] + Money(amount, currency)
+        states[state] = states.get(state, 0) + count
     return {
         "id": b.id,
         "period": b.period,
@@ -86,10 +91,7 @@ def batch_json(b: PayoutBatch, items: list[Payout]) -> dict[str, Any]:
             form: {"count": t["count"], "amount": t["amount"].as_string()}
             for form, t in sorted(totals.items())
         },
-        "states": {
-            s: sum(1 for p in items if p.state.value == s)
-            for s in sorted({p.state.value for p in items})
-        },
+        "states": dict(sorted(states.items())),
     }
 
 
@@ -212,8 +214,8 @@ def list_batches() -> Any:
     c = container()
     with c.uow() as uow:
         batches = uow.payouts.batches(g.shop.id)
-        items = {b.id: uow.payouts.search(g.shop.id, batch_id=b.id, limit=100_000) for b in batches}
-    return jsonify({"items": [batch_json(b, items[b.id]) for b in batches]})
+        groups = uow.payouts.batch_totals(g.shop.id, [b.id for b in batches])
+    return jsonify({"items": [batch_json(b, groups[b.id]) for b in batches]})
 
 
 @bp.post("/payouts/batches/<batch_id>/approve")
@@ -222,9 +224,9 @@ def approve_batch(batch_id: str) -> Any:
     bid = _id(batch_id, "batch")
     batch = _run(payouts.approve_batch, c.uow, c.jobs, c.clock, g.shop.domain, bid, actor())
     with c.uow() as uow:
-        items = uow.payouts.search(g.shop.id, batch_id=bid, limit=100_000)
+        groups = uow.payouts.batch_totals(g.shop.id, [bid])[bid]
         batch = uow.payouts.batch(g.shop.id, bid) or batch
-    return jsonify(batch_json(batch, items))
+    return jsonify(batch_json(batch, groups))
 
 
 @bp.get("/payouts/batches/<batch_id>/export")

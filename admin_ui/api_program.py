@@ -5,6 +5,9 @@ Registered on the same blueprint as :mod:`admin_ui.api` (same auth, same error s
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +27,8 @@ from connector.domain.ambassadors import Ambassador, AmbassadorStatus
 from connector.domain.money import Money
 from connector.domain.tiers import Tier
 from connector.ports import (
+    AMBASSADOR_SORTS,
+    ENGAGEMENT_BANDS,
     AmbassadorQuery,
     Job,
     RewardTotals,
@@ -180,9 +185,19 @@ def create_ambassador() -> Any:
 
 @bp.get("/ambassadors")
 def list_ambassadors() -> Any:
+    """One page of the list: filters, ``sort`` (a key of AMBASSADOR_SORTS, "-" for descending;
+    default ``-created``) and a keyset cursor bound to that sort."""
     status = request.args.get("status") or None
     if status and status not in {s.value for s in AmbassadorStatus}:
         raise ApiError(422, "invalid_status", "status is applied, active, paused or removed")
+    band = request.args.get("band") or None
+    if band and band not in ENGAGEMENT_BANDS:
+        raise ApiError(422, "invalid_band", "band is not engaged, marginal or engaged")
+    sort = request.args.get("sort") or "-created"
+    if sort.lstrip("-") not in AMBASSADOR_SORTS or sort.startswith("--"):
+        raise ApiError(
+            422, "invalid_sort", f"sort is one of {', '.join(AMBASSADOR_SORTS)}, '-' for descending"
+        )
     tiers = _tiers()
     tier_arg = request.args.get("tier") or None
     tier_id = None
@@ -195,22 +210,81 @@ def list_ambassadors() -> Any:
         limit = min(max(int(request.args.get("limit", 50)), 1), MAX_PAGE)
     except ValueError:
         raise ApiError(422, "invalid_limit", "limit must be an integer") from None
-    after = decode_cursor("a", request.args.get("cursor"))
+    cursor = request.args.get("cursor")
+    after_id, after = None, None
+    if sort == "-created":  # the original cursor, still accepted from older pages
+        after_id = decode_cursor("a", cursor)
+    else:
+        after = _decode_sort_cursor(sort, cursor)
     q = (request.args.get("q") or "").strip()[:200] or None
     if q and "\x00" in q:  # PostgreSQL text cannot hold NUL: refuse rather than fail
         raise ApiError(422, "invalid_query", "q must not contain NUL characters")
-    rows = service.list_ambassadors(
-        container().uow(),
-        g.shop,
-        AmbassadorQuery(status=status, tier_id=tier_id, text=q, after_id=after, limit=limit + 1),
+    query = AmbassadorQuery(
+        status=status,
+        tier_id=tier_id,
+        text=q,
+        band=band,
+        sort=sort,
+        after_id=after_id,
+        after=after,
+        limit=limit + 1,
     )
-    items, more = rows[:limit], len(rows) > limit
-    return jsonify(
-        {
-            "items": render(items),
-            "next_cursor": encode_cursor("a", items[-1].id) if more and items else None,
-        }
+    with container().uow() as uow:
+        rows = uow.ambassadors.search_keyed(g.shop.id, query)
+    page, more = rows[:limit], len(rows) > limit
+    next_cursor = None
+    if more and page:
+        last, values = page[-1]
+        next_cursor = (
+            encode_cursor("a", last.id)
+            if sort == "-created"
+            else _encode_sort_cursor(sort, values, last.id or 0)
+        )
+    return jsonify({"items": render([a for a, _ in page]), "next_cursor": next_cursor})
+
+
+def _encode_sort_cursor(sort: str, values: tuple[Any, ...], last_id: int) -> str:
+    """Opaque: the sort, the last row's sort values (exact text for decimals) and its id."""
+    raw = json.dumps(
+        {"s": sort, "v": [str(v) if isinstance(v, Decimal) else v for v in values], "i": last_id},
+        separators=(",", ":"),
     )
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _decode_sort_cursor(sort: str, cursor: str | None) -> tuple[tuple[Any, ...], int] | None:
+    """The keyset position of a cursor this API gave for this very sort; 422 for any other."""
+    if not cursor:
+        return None
+    bad = ApiError(422, "invalid_cursor", "the cursor is not one this API gave for this sort")
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error):
+        raise bad from None
+    if not isinstance(data, dict) or data.get("s") != sort or not isinstance(data.get("v"), list):
+        raise bad
+    last_id, raw = data.get("i"), data["v"]
+    if isinstance(last_id, bool) or not isinstance(last_id, int) or not 0 <= last_id < 2**63:
+        raise bad
+    key = sort.lstrip("-")
+    if key == "created" and raw == []:
+        return (), last_id
+    if key == "name" and len(raw) == 2 and all(_plain_text(v, 120) for v in raw):
+        return (raw[0], raw[1]), last_id
+    if key == "orders" and len(raw) == 1 and type(raw[0]) is int and 0 <= raw[0] < 2**31:
+        return (raw[0],), last_id
+    if key in ("revenue", "engagement") and len(raw) == 1 and _plain_text(raw[0], 24):
+        try:
+            value = Decimal(raw[0])
+        except ArithmeticError:
+            raise bad from None
+        if value.is_finite() and abs(value) < Decimal(10) ** 14:
+            return (value,), last_id
+    raise bad
+
+
+def _plain_text(value: Any, limit: int) -> bool:
+    return isinstance(value, str) and len(value) <= limit and "\x00" not in value
 
 
 def _ambassador_id(value: str) -> int:

@@ -17,6 +17,7 @@ from admin_ui.openapi_parts import path_id as _path_id
 from admin_ui.openapi_parts import query as _query
 from admin_ui.openapi_parts import ref as _ref
 from admin_ui.openapi_payouts import payout_paths
+from connector.ports import AMBASSADOR_SORTS, ENGAGEMENT_BANDS
 
 SCHEMAS: dict[str, Any] = {
     "SalesforceFields": {
@@ -503,12 +504,27 @@ def openapi_document() -> dict[str, Any]:
             },
             "/ambassadors": {
                 "get": _op(
-                    "List ambassadors, newest first (cursor pagination)",
+                    "List ambassadors, newest first or by `sort` (keyset cursor pagination; "
+                    "ties broken by id)",
                     _json(_ref("AmbassadorPage")),
                     params=[
                         _query("status", "applied, active, paused or removed"),
                         _query("tier", "tier id or name"),
                         _query("q", "email, name or code"),
+                        _query(
+                            "band",
+                            "engagement band (not scored yet counts as not engaged)",
+                            {"type": "string", "enum": list(ENGAGEMENT_BANDS)},
+                        ),
+                        _query(
+                            "sort",
+                            "sort key, '-' for descending (missing results and scores sort as "
+                            "0); default -created",
+                            {
+                                "type": "string",
+                                "enum": [f"{d}{k}" for k in AMBASSADOR_SORTS for d in ("", "-")],
+                            },
+                        ),
                         _query("cursor", "next_cursor of the previous page"),
                         _query("limit", "1 to 200", {"type": "integer"}),
                     ],
@@ -737,6 +753,44 @@ def openapi_document() -> dict[str, Any]:
                     "background queues (counts only)",
                     _json(_SYSTEM_HEALTH),
                 )
+            },
+            "/health/shopify-budget": {
+                "get": _op(
+                    "The shop's Shopify Admin GraphQL bucket as last reported (throttleStatus)",
+                    _json({"type": "object", "properties": {"budget": {
+                        "type": "object", "nullable": True, "properties": {
+                            "currently_available": {"type": "number"},
+                            "maximum_available": {"type": "number"},
+                            "used": {"type": "number"},
+                            "restore_rate": {"type": "number"},
+                            "read_at": _TS,
+                            "age_seconds": {"type": "number"}}}}}),
+                )
+            },
+            "/health/jobs/failed": {
+                "get": _op(
+                    "The shop's background jobs that failed, newest first, with a one-line error",
+                    _json({"type": "object", "properties": {
+                        "mode": {"type": "string", "enum": ["rq", "in-process", "unavailable"]},
+                        "items": {"type": "array", "items": {"type": "object", "properties": {
+                            "id": {"type": "string"}, "job": {"type": "string"},
+                            "queue": {"type": "string"}, "failed_at": _TS,
+                            "error": {"type": "string"}}}}}}),
+                )
+            },
+            "/health/jobs/{job_id}/retry": {
+                "post": {
+                    "summary": "Queue a failed job of the shop again (once: requeued is false "
+                    "when it was already retried)",
+                    "parameters": [{"name": "job_id", "in": "path", "required": True,
+                                    "schema": {"type": "string",
+                                               "pattern": "^[A-Za-z0-9_-]{1,200}$"}}],
+                    "responses": {
+                        "200": _json({"type": "object", "properties": {
+                            "id": {"type": "string"}, "requeued": {"type": "boolean"}}}),
+                        **_ERRORS,
+                    },
+                }
             },
             "/health/deliveries/{delivery_id}/replay": {
                 "post": {

@@ -13,11 +13,13 @@ from typing import Any
 from flask import Blueprint, Response, request
 
 from admin_ui.app_home import embedded_page, embedded_shop
+from connector.ports import AMBASSADOR_SORTS, ENGAGEMENT_BANDS
 
 bp = Blueprint("pages", __name__, url_prefix="/app")
 
 AMBASSADOR_STATUSES = ("applied", "active", "paused", "removed")
 APPLICATION_STATUSES = ("pending", "approved", "rejected")
+SORTS = tuple(f"{d}{k}" for k in AMBASSADOR_SORTS for d in ("", "-"))
 
 
 def _render(template: str, page: str, **context: Any) -> Any:
@@ -34,15 +36,19 @@ def _arg(name: str, allowed: tuple[str, ...] | None = None, limit: int = 200) ->
 
 @bp.get("/ambassadors")
 def ambassadors() -> Any:
-    """The list: search, status and tier filters (initial values from the query), bulk actions."""
+    """The list: search, status, tier and band filters and the sort (initial values from the
+    query), bulk actions."""
     return _render(
         "admin/ambassadors.html",
         "ambassadors",
         statuses=AMBASSADOR_STATUSES,
+        bands=ENGAGEMENT_BANDS,
         filters={
             "q": _arg("q"),
             "status": _arg("status", AMBASSADOR_STATUSES),
             "tier": _arg("tier", limit=80),
+            "band": _arg("band", ENGAGEMENT_BANDS),
+            "sort": _arg("sort", SORTS) or "-created",
         },
     )
 

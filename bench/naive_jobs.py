@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.db.tables import webhook_deliveries
 from connector.domain.webhooks import Delivery, DeliveryStatus
+from connector.ports import Completion
 from connector.services.inbox import subject_of
 from entrypoints import jobs
 
@@ -65,13 +66,8 @@ def apply_delivery(delivery_id: int) -> str:
             status, note = DeliveryStatus.SKIPPED, "no handler"
         else:
             status, note = DeliveryStatus.PROCESSED, handler(uow, delivery, payload)
-        uow.inbox.complete(
-            delivery.id,
-            status,
-            c.clock.now(),
-            customer_id=customer_id,
-            order_id=order_id,
-            note=note,
+        uow.inbox.complete_many(
+            [Completion(delivery.id, status, customer_id, order_id, note)], c.clock.now()
         )
         uow.commit()
     return note or ""

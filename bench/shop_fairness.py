@@ -6,19 +6,20 @@ The issue: "one shop at 10× traffic does not delay the others beyond 2× their 
 
 Three installed shops; order webhooks (``orders/create``, no codes: the attribution still runs
 and writes each order's explanation) are stored through the inbox's own ``add`` at a steady
-rate for ``--seconds``, while one drain loop (``process_inbox``, batches of 200, as a worker
-runs it) applies them; then it drains what is left. Latency of a delivery = ``processed_at`` −
-``received_at`` (both written by the app).
+rate for ``--seconds``, while one drain loop (``process_inbox`` as a worker runs it: batches
+of 200, short ones while several shops have work) applies them; then it drains what is left.
+Latency of a delivery = ``processed_at`` − ``received_at`` (both written by the app).
 
 * **capacity**: the drain's rate on a pre-filled inbox (events/s), measured first;
 * **solo**: shop A alone at ``--rate`` webhooks/s;
 * **loaded**: shops A and B at that rate each and the big shop at 10× it, the big shop's flash
   sale having just left a backlog of ``--backlog`` seconds of the drain's capacity in the inbox
   (a feeder in the same process cannot offer more than the drain takes, so the overload is
-  this backlog); run once with the FIFO claim and once with ours.
+  this backlog); run once with the FIFO claim in batches of 200 and once with ours.
 
 The table gives A's and B's p50, p95 and max latency in each run, and loaded ÷ solo (target
-≤ 2×). Self-contained: a fresh database (``ambassador_bench_<pid>_*``), dropped at the end.
+≤ 2×), and where the loaded drain's time went (mean claim and apply per batch).
+Self-contained: a fresh database (``ambassador_bench_<pid>_*``), dropped at the end.
 
     .venv/bin/python bench/shop_fairness.py            # about 2 minutes
     .venv/bin/python bench/shop_fairness.py --quick    # about 1 minute
@@ -114,11 +115,14 @@ class Inbox:
                               self.clock.now())
             uow.commit()
 
-    def drain(self, stop: threading.Event) -> None:
-        from connector.services.inbox import process_inbox
+    def drain(self, stop: threading.Event, shared: bool) -> None:
+        """Drain until ``stop``; ``shared``: short batches while several shops have work (as
+        the app does), else always ``BATCH`` (the naive run)."""
+        from connector.services.inbox import SHARED_BATCH_SIZE, process_inbox
 
         while True:
-            done = process_inbox(self.uow, self.handlers, self.clock, batch_size=BATCH)
+            done = process_inbox(self.uow, self.handlers, self.clock, batch_size=BATCH,
+                                 shared_batch_size=SHARED_BATCH_SIZE if shared else None)
             if not done.batches:
                 if stop.is_set():
                     return
@@ -130,8 +134,11 @@ class Inbox:
                                  " order_attributions RESTART IDENTITY CASCADE")
 
 
-def fifo_claim(self: Any, limit: int, now: datetime, lease: timedelta) -> list[Any]:
-    """The naive claim: the oldest claimable rows, whatever their shop (``SKIP LOCKED``)."""
+def fifo_claim(
+    self: Any, limit: int, now: datetime, lease: timedelta, *, shared_limit: int | None = None
+) -> list[Any]:
+    """The naive claim: the oldest claimable rows, whatever their shop (``SKIP LOCKED``), in
+    batches of ``limit`` however many shops wait (``shared_limit`` ignored)."""
     import sqlalchemy as sa
 
     from adapters.db.tables import webhook_deliveries
@@ -152,6 +159,56 @@ def fifo_claim(self: Any, limit: int, now: datetime, lease: timedelta) -> list[A
                    for r in rows), key=lambda d: d.id)
 
 
+class BatchTimes:
+    """Where a drain's time goes: each claim (its statements and commit) and each batch's
+    apply (its transaction), timed by wrapping the repository's ``claim`` and the inbox's
+    ``_apply_batch`` while a run lasts."""
+
+    def __init__(self) -> None:
+        self.claims: list[tuple[float, int]] = []  # (seconds, rows claimed)
+        self.applies: list[float] = []
+
+    def __enter__(self) -> BatchTimes:
+        from adapters.db.repositories import SqlAlchemyInboxRepository
+        from connector.services import inbox
+
+        self._claim, self._apply = SqlAlchemyInboxRepository.claim, inbox._apply_batch
+        claim, apply = self._claim, self._apply
+
+        def timed_claim(repo: Any, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            rows = claim(repo, *args, **kwargs)
+            self.claims.append((time.perf_counter() - started, len(rows)))
+            return rows
+
+        def timed_apply(*args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
+            try:
+                return apply(*args, **kwargs)
+            finally:
+                self.applies.append(time.perf_counter() - started)
+
+        SqlAlchemyInboxRepository.claim = timed_claim  # type: ignore[method-assign]
+        inbox._apply_batch = timed_apply
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from adapters.db.repositories import SqlAlchemyInboxRepository
+        from connector.services import inbox
+
+        SqlAlchemyInboxRepository.claim = self._claim  # type: ignore[method-assign]
+        inbox._apply_batch = self._apply
+
+    def summary(self) -> tuple[int, float, float, float]:
+        """Batches with rows, their mean size, mean claim and mean apply time (ms)."""
+        claims = [(t, n) for t, n in self.claims if n]
+        if not claims:
+            return 0, 0.0, 0.0, 0.0
+        return (len(claims), sum(n for _, n in claims) / len(claims),
+                1000 * sum(t for t, _ in claims) / len(claims),
+                1000 * sum(self.applies) / max(len(self.applies), 1))
+
+
 def capacity(inbox: Inbox, n: int) -> float:
     inbox.store(SHOP_A, n)
     from connector.services.inbox import process_inbox
@@ -164,14 +221,14 @@ def capacity(inbox: Inbox, n: int) -> float:
 
 
 def run(
-    inbox: Inbox, rates: dict[str, float], seconds: float, backlog: int = 0
+    inbox: Inbox, rates: dict[str, float], seconds: float, backlog: int = 0, shared: bool = True
 ) -> dict[str, list[float]]:
     """Store ``backlog`` of the big shop, then feed at ``rates`` (webhooks/s per shop) for
     ``seconds`` while draining; latencies (s) per shop."""
     for start in range(0, backlog, 500):
         inbox.store(BIG, min(500, backlog - start))
     stop = threading.Event()
-    drainer = threading.Thread(target=inbox.drain, args=(stop,))
+    drainer = threading.Thread(target=inbox.drain, args=(stop, shared))
     drainer.start()
     owed = dict.fromkeys(rates, 0.0)
     started = time.monotonic()
@@ -215,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     busy = idle_check()
 
     from adapters.db.repositories import SqlAlchemyInboxRepository
+    from connector.services.inbox import SHARED_BATCH_SIZE
 
     with databases(libpq(args.pg_url)) as make_db:
         db_url = make_db("fairness")
@@ -229,13 +287,16 @@ def main(argv: list[str] | None = None) -> int:
         fair_claim = SqlAlchemyInboxRepository.claim
         SqlAlchemyInboxRepository.claim = fifo_claim  # type: ignore[method-assign]
         try:
-            naive = run(inbox, {BIG: 10 * r, SHOP_A: r, SHOP_B: r}, seconds, backlog)
+            naive = run(inbox, {BIG: 10 * r, SHOP_A: r, SHOP_B: r}, seconds, backlog,
+                        shared=False)
         finally:
             SqlAlchemyInboxRepository.claim = fair_claim  # type: ignore[method-assign]
-        ours = run(inbox, {BIG: 10 * r, SHOP_A: r, SHOP_B: r}, seconds, backlog)
+        with BatchTimes() as times:
+            ours = run(inbox, {BIG: 10 * r, SHOP_A: r, SHOP_B: r}, seconds, backlog)
         header = [
             *machine_lines(db_url, None, plan, busy),
-            f"one drain loop in this process (process_inbox, batches of 200); capacity "
+            f"one drain loop in this process (process_inbox: batches of {BATCH}, of "
+            f"{SHARED_BATCH_SIZE} while several shops have work); capacity "
             f"{cap:.0f} events/s; {seconds:.0f} s of steady traffic per run: shops A and B at "
             f"{r:.1f} webhooks/s each, the big shop at {10 * r:.1f}/s after its flash sale left "
             f"{backlog:,} deliveries ({args.backlog:.0f} s of capacity) in the inbox; solo: A "
@@ -262,12 +323,19 @@ def main(argv: list[str] | None = None) -> int:
         big = (percentile(ours[BIG], 50), percentile(naive[BIG], 50))
         rows.append(("big shop: p50 latency (ms)", fmt((big[0] or 0) * 1000, 0),
                      fmt((big[1] or 0) * 1000, 0), "—", "—", "—"))
+        batches, size, claim_ms, apply_ms = times.summary()
+        rows.append(("loaded run (ours): batches, mean size", f"{batches:,}, {size:.0f}", "—",
+                     "—", "—", "—"))
+        rows.append(("loaded run (ours): mean claim / apply per batch (ms)",
+                     f"{claim_ms:.1f} / {apply_ms:.1f}", "—", "—", "—", "—"))
         applied = sum(map(len, ours.values())), sum(map(len, naive.values()))
         rows.append(("deliveries applied (loaded run)", f"{applied[0]:,}", f"{applied[1]:,}",
                      "—", "—", "—"))
         notes = [
-            "naive = the FIFO claim (oldest rows first, any shop); ours = the fair claim "
-            "(adapters/db/repositories.py). Latency = processed_at − received_at.",
+            "naive = the FIFO claim (oldest rows first, any shop, batches of 200); ours = the "
+            "fair claim (adapters/db/repositories.py) with short batches while several shops "
+            "have work (connector/services/inbox.py). Latency = processed_at − received_at. "
+            "The loaded run's batches include the drain of what is left after the feed stops.",
         ]
         print("\n".join(header))
         report("shop_fairness", "Multi-shop fairness", plan, header, rows, notes, started)

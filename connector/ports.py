@@ -99,8 +99,12 @@ class InboxRepository(Protocol):
         """Store a delivery. Idempotent on ``(topic, webhook_id)``: a repeat returns ``None``."""
         ...
 
-    def claim(self, limit: int, now: datetime, lease: timedelta) -> list[Delivery]:
-        """Claim up to ``limit`` pending (or lease-expired) deliveries, oldest first.
+    def claim(
+        self, limit: int, now: datetime, lease: timedelta, *, shared_limit: int | None = None
+    ) -> list[Delivery]:
+        """Claim up to ``limit`` pending (or lease-expired) deliveries, oldest first, each
+        shop with work getting an equal share; at most ``shared_limit`` (if given) when more
+        than one shop has work.
 
         Safe with many workers at once: a row is claimed by one worker (``SKIP LOCKED``).
         """
@@ -364,6 +368,26 @@ class JobQueue(Protocol):
 
     def acknowledge(self, job: Job) -> None: ...
 
+    def failed_jobs(self, shop_domain: str, limit: int = 50) -> list[FailedJob]:
+        """Jobs of this shop (first argument: its domain) that failed for good, newest first.
+        Jobs of no shop (the inbox drain, the outbox) are nobody's to see here."""
+        ...
+
+    def retry_failed(self, shop_domain: str, job_id: str) -> bool | None:
+        """Queue a failed job of this shop again: True when queued now, False when it was no
+        longer failed (already retried: never queued twice), None when no such job is this
+        shop's."""
+        ...
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    id: str
+    job: str  # the Job's name, e.g. "sync_codes"
+    queue: str
+    failed_at: datetime | None
+    error: str  # the exception's last line, secrets redacted; never a stack trace
+
 
 class IdGenerator(Protocol):
     def token(self, nbytes: int = 32) -> str:
@@ -374,12 +398,23 @@ class IdGenerator(Protocol):
 # --- the ambassador program ---------------------------------------------------------------
 
 
+# Sort keys of the ambassadors list; a leading "-" means descending. Ties are broken by the id
+# in the same direction, so every order is total and keyset pages never skip or repeat a row.
+AMBASSADOR_SORTS = ("created", "name", "orders", "revenue", "engagement")
+ENGAGEMENT_BANDS = ("not engaged", "marginal", "engaged")
+
+
 @dataclass(frozen=True)
 class AmbassadorQuery:
     status: str | None = None
     tier_id: int | None = None
     text: str | None = None  # matches email, name or code
-    after_id: int | None = None  # keyset cursor: newest first, ids below this one
+    band: str | None = None  # engagement band; unscored ambassadors count as "not engaged"
+    after_id: int | None = None  # keyset cursor of the default order: ids below this one
+    sort: str = "-created"  # one of AMBASSADOR_SORTS, optionally prefixed with "-"
+    # Keyset cursor of any order: the last row's sort values (AmbassadorRepository.search_keyed)
+    # and its id; rows strictly after it in the chosen order.
+    after: tuple[tuple[Any, ...], int] | None = None
     limit: int = 50
 
 
@@ -389,6 +424,10 @@ class AmbassadorRepository(Protocol):
     ) -> Ambassador | None: ...
 
     def by_email(self, shop_id: int, email: str) -> Ambassador | None: ...
+
+    def names(self, shop_id: int, ambassador_ids: Sequence[int]) -> dict[int, tuple[str, str, str]]:
+        """(first name, last name, email) of these ambassadors of the shop, in one read."""
+        ...
 
     def by_customer(self, shop_id: int, customer_id: int) -> Ambassador | None: ...
 
@@ -428,6 +467,14 @@ class AmbassadorRepository(Protocol):
     def retirement_done(self, shop_id: int, retirement_id: int) -> None: ...
 
     def search(self, shop_id: int, query: AmbassadorQuery) -> list[Ambassador]: ...
+
+    def search_keyed(
+        self, shop_id: int, query: AmbassadorQuery
+    ) -> list[tuple[Ambassador, tuple[Any, ...]]]:
+        """As :meth:`search`, each row with its sort values (the cursor of the next page):
+        name: (first_name, last_name); orders: (int,); revenue, engagement: (Decimal,);
+        created: (). Missing statistics or scores sort as 0."""
+        ...
 
     def count_by_status(self, shop_id: int) -> dict[str, int]: ...
 
@@ -854,6 +901,9 @@ class ApplicationRepository(Protocol):
 
 @dataclass(frozen=True)
 class Notification:
+    """A message in the outbox. Keys starting with one of :data:`SECRET_MESSAGE_KEYS` carry a
+    one-time secret (a sign-in link): their body is forgotten once sent."""
+
     id: int
     shop_id: int
     key: str
@@ -863,6 +913,10 @@ class Notification:
     status: str  # pending | sent
     created_at: datetime
     sent_at: datetime | None = None
+
+
+#: Outbox keys of messages that carry a one-time secret (the portal's sign-in links).
+SECRET_MESSAGE_KEYS = ("portal-login:",)
 
 
 class NotificationOutbox(Protocol):
@@ -877,7 +931,9 @@ class NotificationOutbox(Protocol):
         of work ends (``SKIP LOCKED``: concurrent senders take different messages)."""
         ...
 
-    def mark_sent(self, notification_id: int, at: datetime) -> None: ...
+    def mark_sent(self, notification_id: int, at: datetime, *, forget_body: bool = False) -> None:
+        """Sent; ``forget_body`` replaces the stored text (it held a secret) with a note."""
+        ...
 
     def redact_to(self, shop_id: int, to: str) -> int:
         """customers/redact: delete every message to this address (pending ones are never
@@ -1243,6 +1299,11 @@ class PayoutRepository(Protocol):
         when no such ambassador in the shop."""
         ...
 
+    def lock_ambassadors(self, shop_id: int, ambassador_ids: Sequence[int]) -> None:
+        """``lock_ambassador`` for many, in few statements and in id order (no deadlock with
+        another run or a redemption taking the same rows)."""
+        ...
+
     def payable(
         self, shop_id: int, ambassador_ids: Sequence[int] | None = None
     ) -> dict[int, Decimal]:
@@ -1292,8 +1353,23 @@ class PayoutRepository(Protocol):
 
     def events(self, shop_id: int, payout_id: int) -> list[PayoutEvent]: ...
 
-    def recorded_externals(self, shop_id: int, form: RewardForm) -> set[str]:
-        """External ids already recorded by payouts of this form (never claimed twice)."""
+    def open_figures(self, now: datetime) -> tuple[dict[str, int], datetime | None]:
+        """Every shop: payouts per open state (awaiting approval, approved, fulfilling,
+        failed), and when the longest-waiting due Shopify-form payout last changed (None when
+        none waits): for the operator's metrics."""
+        ...
+
+    def batch_totals(
+        self, shop_id: int, batch_ids: Sequence[int]
+    ) -> dict[int, list[tuple[str, str, str, Decimal, int]]]:
+        """Per batch: (form, state, currency, sum of amounts, count) of its payouts, one
+        aggregate query for any number of batches."""
+        ...
+
+    def recorded_externals(self, shop_id: int, form: RewardForm, ambassador_id: int) -> set[str]:
+        """External ids already recorded by this ambassador's payouts of this form (never
+        claimed twice). Per ambassador: a store-credit account belongs to one customer, so
+        the set stays as small as that ambassador's history."""
         ...
 
     def preference(self, shop_id: int, ambassador_id: int) -> PayoutPreference | None: ...

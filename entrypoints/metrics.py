@@ -54,7 +54,31 @@ class AmbassadorCollector(Collector):
             )
             stored.add_metric([], stats.stored_total)
             yield stored
+            yield from self._payouts()
         yield from self._queues()
+
+    def _payouts(self) -> Iterator[Metric]:
+        c = self._c
+        now = c.clock.now()
+        try:
+            with c.uow() as uow:
+                counts, oldest_due = uow.payouts.open_figures(now)
+        except Exception:  # noqa: BLE001 - the database went away mid-scrape: skip the figures
+            return
+        by_state = GaugeMetricFamily(
+            "ambassador_payouts_open",
+            "Payouts not yet delivered or cancelled, by state (failed = waiting for a person)",
+            labels=["state"],
+        )
+        for state, count in sorted(counts.items()):
+            by_state.add_metric([state], count)
+        yield by_state
+        wait = GaugeMetricFamily(
+            "ambassador_payouts_oldest_due_age_seconds",
+            "How long the longest-waiting due Shopify reward has waited (0 when none waits)",
+        )
+        wait.add_metric([], (now - oldest_due).total_seconds() if oldest_due else 0.0)
+        yield wait
 
     def _queues(self) -> Iterator[Metric]:
         redis_up = GaugeMetricFamily("ambassador_redis_up", "1 if Redis answered")

@@ -270,12 +270,11 @@ class SqlAlchemyNotificationOutbox:
         ).first()
         return _to_notification(row) if row else None
 
-    def mark_sent(self, notification_id: int, at: datetime) -> None:
-        self._conn.execute(
-            sa.update(notifications)
-            .where(_N.id == notification_id)
-            .values(status="sent", sent_at=at)
-        )
+    def mark_sent(self, notification_id: int, at: datetime, *, forget_body: bool = False) -> None:
+        values: dict[str, Any] = {"status": "sent", "sent_at": at}
+        if forget_body:
+            values["body"] = "(this message held a one-time link; its text is not kept once sent)"
+        self._conn.execute(sa.update(notifications).where(_N.id == notification_id).values(values))
 
     def redact_to(self, shop_id: int, to: str) -> int:
         result = self._conn.execute(

@@ -23,7 +23,13 @@ from adapters.db.tables import (
     payouts,
     shops,
 )
-from connector.domain.payouts import SHOPIFY_FORMS, PayoutState, RewardForm, idempotency_key
+from connector.domain.payouts import (
+    OPEN_STATES,
+    SHOPIFY_FORMS,
+    PayoutState,
+    RewardForm,
+    idempotency_key,
+)
 from connector.ports import NewPayout, Payout, PayoutBatch, PayoutEvent, PayoutPreference
 
 _P = payouts.c
@@ -94,6 +100,19 @@ class SqlAlchemyPayoutRepository:
         if self._conn.dialect.name == "postgresql":
             stmt = stmt.with_for_update()
         return self._conn.execute(stmt).first() is not None
+
+    def lock_ambassadors(self, shop_id: int, ambassador_ids: Sequence[int]) -> None:
+        ids = sorted(ambassador_ids)  # one order for every locker: no deadlock between runs
+        if self._conn.dialect.name != "postgresql":  # SQLite: the write lock serialises
+            return
+        for start in range(0, len(ids), 5000):  # bounded statement size
+            chunk = ids[start : start + 5000]
+            self._conn.execute(
+                sa.select(ambassadors.c.id)
+                .where(ambassadors.c.shop_id == shop_id, ambassadors.c.id.in_(chunk))
+                .order_by(ambassadors.c.id)
+                .with_for_update()
+            ).all()
 
     def payable(
         self, shop_id: int, ambassador_ids: Sequence[int] | None = None
@@ -279,6 +298,24 @@ class SqlAlchemyPayoutRepository:
         )
         return [(r[0], r[1]) for r in rows]
 
+    def open_figures(self, now: datetime) -> tuple[dict[str, int], datetime | None]:
+        open_states = [s.value for s in OPEN_STATES]
+        counts = {s: 0 for s in open_states}
+        rows = self._conn.execute(
+            sa.select(_P.state, sa.func.count())
+            .where(_P.state.in_(open_states))  # ix_payouts_state_retry: never the history
+            .group_by(_P.state)
+        )
+        counts.update({r[0]: int(r[1]) for r in rows})
+        oldest = self._conn.execute(
+            sa.select(sa.func.min(_P.updated_at)).where(
+                _P.form.in_([f.value for f in SHOPIFY_FORMS]),
+                _P.state == PayoutState.APPROVED.value,
+                sa.or_(_P.retry_at.is_(None), _P.retry_at <= now),
+            )
+        ).scalar()
+        return counts, _at(oldest) if oldest is not None else None
+
     def events(self, shop_id: int, payout_id: int) -> list[PayoutEvent]:
         rows = self._conn.execute(
             sa.select(payout_events)
@@ -291,10 +328,30 @@ class SqlAlchemyPayoutRepository:
             for r in rows
         ]
 
-    def recorded_externals(self, shop_id: int, form: RewardForm) -> set[str]:
+    def batch_totals(
+        self, shop_id: int, batch_ids: Sequence[int]
+    ) -> dict[int, list[tuple[str, str, str, Decimal, int]]]:
+        out: dict[int, list[tuple[str, str, str, Decimal, int]]] = {b: [] for b in batch_ids}
+        if not batch_ids:
+            return out
+        rows = self._conn.execute(
+            sa.select(
+                _P.batch_id, _P.form, _P.state, _P.currency, sa.func.sum(_P.amount), sa.func.count()
+            )
+            .where(_P.shop_id == shop_id, _P.batch_id.in_(list(batch_ids)))
+            .group_by(_P.batch_id, _P.form, _P.state, _P.currency)
+        )
+        for r in rows:
+            out[r[0]].append((r[1], r[2], r[3], _exact(r[4]), int(r[5])))
+        return out
+
+    def recorded_externals(self, shop_id: int, form: RewardForm, ambassador_id: int) -> set[str]:
         rows = self._conn.execute(
             sa.select(_P.external_id).where(
-                _P.shop_id == shop_id, _P.form == form.value, _P.external_id.is_not(None)
+                _P.shop_id == shop_id,
+                _P.ambassador_id == ambassador_id,
+                _P.form == form.value,
+                _P.external_id.is_not(None),
             )
         )
         return {r[0] for r in rows}

@@ -3,7 +3,7 @@ and tiers, shared discounts, task runs."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -12,9 +12,12 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from adapters.db.tables import (
+    Amount,
     ambassador_events,
+    ambassador_stats,
     ambassadors,
     code_retirements,
+    engagement_scores,
     program_settings,
     shared_discounts,
     task_runs,
@@ -26,6 +29,8 @@ from connector.domain.tiers import Tier
 from connector.ports import AmbassadorQuery, TaskRun
 
 _A = ambassadors.c
+_S = ambassador_stats.c
+_E = engagement_scores.c
 
 
 def _to_ambassador(row: Any) -> Ambassador:
@@ -93,6 +98,16 @@ class SqlAlchemyAmbassadorRepository:
 
     def by_email(self, shop_id: int, email: str) -> Ambassador | None:
         return self._one(_A.shop_id == shop_id, _A.email == email.lower())
+
+    def names(self, shop_id: int, ambassador_ids: Sequence[int]) -> dict[int, tuple[str, str, str]]:
+        if not ambassador_ids:
+            return {}
+        rows = self._conn.execute(
+            sa.select(_A.id, _A.first_name, _A.last_name, _A.email).where(
+                _A.shop_id == shop_id, _A.id.in_(list(ambassador_ids))
+            )
+        )
+        return {r.id: (r.first_name or "", r.last_name or "", r.email) for r in rows}
 
     def by_customer(self, shop_id: int, customer_id: int) -> Ambassador | None:
         return self._one(_A.shop_id == shop_id, _A.customer_id == customer_id)
@@ -207,11 +222,28 @@ class SqlAlchemyAmbassadorRepository:
         )
 
     def search(self, shop_id: int, query: AmbassadorQuery) -> list[Ambassador]:
-        stmt = sa.select(ambassadors).where(_A.shop_id == shop_id)
+        return [a for a, _ in self.search_keyed(shop_id, query)]
+
+    def search_keyed(
+        self, shop_id: int, query: AmbassadorQuery
+    ) -> list[tuple[Ambassador, tuple[Any, ...]]]:
+        descending = query.sort.startswith("-")
+        keys = _sort_columns(query.sort.lstrip("-"))
+        stmt = sa.select(ambassadors, *keys).where(_A.shop_id == shop_id)
+        source: Any = ambassadors
+        if query.sort.lstrip("-") in ("orders", "revenue"):
+            source = source.outerjoin(ambassador_stats, _S.ambassador_id == _A.id)
+        if query.sort.lstrip("-") == "engagement" or query.band:
+            source = source.outerjoin(engagement_scores, _E.ambassador_id == _A.id)
+        stmt = stmt.select_from(source)
         if query.status:
             stmt = stmt.where(_A.status == query.status)
         if query.tier_id is not None:
             stmt = stmt.where(_A.tier_id == query.tier_id)
+        if query.band:
+            # Not scored yet (applied, removed, or enrolled since the last scoring) reads as
+            # "not engaged", as the API shows it.
+            stmt = stmt.where(sa.func.coalesce(_E.band, "not engaged") == query.band)
         if query.text:
             needle = query.text.strip().lower()
             like = f"%{_escape_like(needle)}%"
@@ -224,8 +256,19 @@ class SqlAlchemyAmbassadorRepository:
             )
         if query.after_id is not None:
             stmt = stmt.where(_A.id < query.after_id)
-        stmt = stmt.order_by(_A.id.desc()).limit(query.limit)
-        return [_to_ambassador(r) for r in self._conn.execute(stmt)]
+        if query.after is not None:
+            values, last_id = query.after
+            # A row comparison: PostgreSQL walks the (shop_id, keys..., id) index from the cursor.
+            row = sa.tuple_(*keys, _A.id)
+            bound = sa.tuple_(*[sa.literal(v) for v in values], sa.literal(last_id))
+            stmt = stmt.where(row < bound if descending else row > bound)
+        order = [*keys, _A.id]
+        stmt = stmt.order_by(*[c.desc() if descending else c.asc() for c in order])
+        rows = self._conn.execute(stmt.limit(query.limit))
+        n = len(keys)
+        return [
+            (_to_ambassador(r), tuple(_sort_value(v) for v in r[-n:]) if n else ()) for r in rows
+        ]
 
     def count_by_status(self, shop_id: int) -> dict[str, int]:
         rows = self._conn.execute(
@@ -304,6 +347,26 @@ class SqlAlchemyAmbassadorRepository:
             )
             for r in rows
         ]
+
+
+def _sort_columns(key: str) -> list[Any]:
+    """The expressions an ambassadors list is ordered by (before the id, the tie-break)."""
+    if key == "name":
+        return [_A.first_name, _A.last_name]
+    if key == "orders":
+        return [sa.func.coalesce(_S.attributed_orders, 0)]
+    if key == "revenue":
+        return [sa.func.coalesce(_S.attributed_revenue, sa.cast(0, Amount))]
+    if key == "engagement":
+        return [sa.func.coalesce(_E.score, sa.cast(0, engagement_scores.c.score.type))]
+    if key == "created":
+        return []
+    raise ValueError(f"unknown sort key {key!r}")
+
+
+def _sort_value(value: Any) -> Any:
+    # SQLite gives NUMERIC sums back as floats: the cursor must hold the exact value.
+    return Decimal(str(value)) if isinstance(value, float) else value
 
 
 def _escape_like(text: str) -> str:

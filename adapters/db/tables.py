@@ -198,6 +198,8 @@ ambassadors = sa.Table(
     # The admin's list: filter by status, newest first, keyset pagination on id.
     sa.Index("ix_ambassadors_shop_status_id", "shop_id", "status", "id"),
     sa.Index("ix_ambassadors_shop_tier_id", "shop_id", "tier_id", "id"),
+    # The list sorted by name: a keyset walk from the cursor in either direction.
+    sa.Index("ix_ambassadors_shop_name_id", "shop_id", "first_name", "last_name", "id"),
 )
 
 ambassador_events = sa.Table(
@@ -781,4 +783,17 @@ portal_login_tokens = sa.Table(
     sa.Column("used_at", UTCDateTime),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Index("ix_portal_login_tokens_ambassador", "shop_id", "ambassador_id", "created_at"),
+)
+
+
+# The shop's Admin GraphQL bucket as the last response reported it (throttleStatus), for the
+# health page. Written at most every few seconds per shop and process (adapters/shopify/graphql.py).
+shopify_api_budget = sa.Table(
+    "shopify_api_budget",
+    metadata,
+    sa.Column("shop_domain", sa.String(255), primary_key=True),
+    sa.Column("currently_available", sa.Float, nullable=False),
+    sa.Column("maximum_available", sa.Float, nullable=False),
+    sa.Column("restore_rate", sa.Float, nullable=False),
+    sa.Column("read_at", UTCDateTime, nullable=False),
 )

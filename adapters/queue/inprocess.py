@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from adapters.queue.registry import JOBS
-from connector.ports import Job
+from connector.ports import FailedJob, Job
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,14 @@ class InProcessJobQueue:
     def acknowledge(self, job: Job) -> None:
         with self._lock:
             self._pending.discard(job)
+
+    def failed_jobs(self, shop_domain: str, limit: int = 50) -> list[FailedJob]:
+        """Nothing is kept in process: a failed job is logged, and what it left undone is
+        picked up by its periodic job."""
+        return []
+
+    def retry_failed(self, shop_domain: str, job_id: str) -> bool | None:
+        return None
 
     def _run(self, job: Job, args: tuple[Any, ...]) -> None:
         try:

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import logging
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
 from rq import Queue, Retry
-from rq.exceptions import DuplicateJobError, NoSuchJobError
+from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import FailedJobRegistry
 
-from adapters.queue.registry import JOBS, JobSpec
+from adapters.queue.registry import JOBS, QUEUES, JobSpec
+from connector.ports import FailedJob
 from connector.ports import Job as AppJob
 
 log = logging.getLogger(__name__)
@@ -25,6 +28,25 @@ log = logging.getLogger(__name__)
 TRIGGER_TTL = 300  # a flag whose job was lost frees itself; the sweeper covers the gap
 _DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANCELED}
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+# Our job functions by import path → their Job name (only these are listed as failed jobs).
+_NAMES = {spec.func: job.value for job, spec in JOBS.items()}
+# Tokens and bearer strings an exception message might quote (as adapters/logs.py redacts).
+_SECRETISH = re.compile(
+    r"\b(shpat_|shpca_|shprt_|shpss_|atkn_)[A-Za-z0-9_-]{8,}|Bearer\s+[A-Za-z0-9._-]{16,}"
+    r"|(access_token|refresh_token|client_secret|password)[\"']?\s*[:=]\s*[\"']?[^\s\"',}]+",
+    re.IGNORECASE,
+)
+ERROR_CHARS = 300
+SCAN_LIMIT = 2000  # failed jobs looked at per queue (newest first) to find a shop's
+
+
+def error_summary(exc_string: str | None) -> str:
+    """The exception's last line (type and message), secrets redacted, at most 300 characters:
+    what a merchant can act on, without a stack trace."""
+    lines = [line.strip() for line in (exc_string or "").splitlines() if line.strip()]
+    last = lines[-1] if lines else "failed without an error message"
+    last = _SECRETISH.sub("[REDACTED]", last)
+    return last if len(last) <= ERROR_CHARS else last[: ERROR_CHARS - 1] + "…"
 
 
 def rq_job_id(job_id: str) -> str:
@@ -92,3 +114,55 @@ class RqJobQueue:
 
     def acknowledge(self, job: AppJob) -> None:
         self._redis.delete(_trigger_key(job))
+
+    def _shop_failed(self, shop_domain: str) -> list[tuple[Job, FailedJobRegistry]]:
+        found = []
+        for name in QUEUES:
+            registry = FailedJobRegistry(queue=self.queue(name))
+            ids = registry.get_job_ids(0, SCAN_LIMIT - 1, desc=True)
+            for job in Job.fetch_many(ids, connection=self._redis):
+                if job is not None and _belongs_to(job, shop_domain):
+                    found.append((job, registry))
+        return found
+
+    def failed_jobs(self, shop_domain: str, limit: int = 50) -> list[FailedJob]:
+        items = []
+        for job, registry in self._shop_failed(shop_domain):
+            result = job.latest_result()
+            items.append(
+                FailedJob(
+                    id=job.id,
+                    job=_NAMES[job.func_name or ""],
+                    queue=registry.name,
+                    failed_at=job.ended_at.replace(tzinfo=UTC) if job.ended_at else None,
+                    error=error_summary(result.exc_string if result else None),
+                )
+            )
+        items.sort(key=lambda f: f.failed_at or datetime.min.replace(tzinfo=UTC), reverse=True)
+        return items[:limit]
+
+    def retry_failed(self, shop_domain: str, job_id: str) -> bool | None:
+        if not _UNSAFE.sub("", job_id) == job_id or len(job_id) > 200:
+            return None
+        try:
+            job = Job.fetch(job_id, connection=self._redis)
+        except NoSuchJobError:
+            return None
+        if not _belongs_to(job, shop_domain):
+            return None
+        registry = FailedJobRegistry(queue=self.queue(job.origin))
+        try:
+            # ZREM decides: of two concurrent retries only one removes the entry and queues it.
+            registry.requeue(job)
+        except InvalidJobOperation:
+            return False
+        return True
+
+
+def _belongs_to(job: Job, shop_domain: str) -> bool:
+    """One of our job functions whose first argument is this shop's domain."""
+    try:
+        func, args = job.func_name, job.args
+    except Exception:  # noqa: BLE001 - a job whose data cannot be read is nobody's
+        return False
+    return func in _NAMES and bool(args) and args[0] == shop_domain

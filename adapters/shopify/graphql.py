@@ -65,7 +65,12 @@ class ShopifyGraphQLClient:
         max_wait: float = 300.0,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        on_budget: Callable[[str, float, float, float], None] | None = None,
+        budget_every: float = 5.0,
     ) -> None:
+        """``on_budget(shop, currently_available, maximum_available, restore_rate)`` is called
+        with a shop's bucket at most every ``budget_every`` seconds (for the health page); its
+        failures are logged and never fail the call."""
         self._app = app
         self._http = http
         self._version = api_version
@@ -77,6 +82,9 @@ class ShopifyGraphQLClient:
         # what the platform said last time is the better guess (connections cost by `first`).
         self._learned: dict[int, float] = {}
         self._lock = threading.Lock()
+        self._on_budget = on_budget
+        self._budget_every = budget_every
+        self._budget_sent: dict[str, float] = {}
         self.calls = 0
         self.throttled = 0
 
@@ -175,6 +183,17 @@ class ShopifyGraphQLClient:
             return
         with self._lock:
             self._buckets[shop] = bucket
+            last = self._budget_sent.get(shop)
+            due = self._on_budget is not None and (
+                last is None or bucket.read_at - last >= self._budget_every
+            )
+            if due:
+                self._budget_sent[shop] = bucket.read_at
+        if due and self._on_budget is not None:
+            try:
+                self._on_budget(shop, bucket.available, bucket.maximum, bucket.restore_rate)
+            except Exception:  # a health figure must never fail a Shopify call
+                log.warning("shopify_budget_not_recorded shop=%s", shop, exc_info=True)
 
 
 def _json(text: str) -> dict[str, Any]:

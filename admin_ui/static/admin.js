@@ -383,10 +383,12 @@ function duration(seconds) {
 
 async function pageHealth() {
   async function reload() {
-    const [webhooks, system, sf] = await Promise.all([
+    const [webhooks, system, sf, shopify, failedJobs] = await Promise.all([
       api("GET", "/health/webhooks"),
       api("GET", "/health/system"),
       api("GET", "/salesforce"),
+      api("GET", "/health/shopify-budget"),
+      api("GET", "/health/jobs/failed"),
     ]);
     const i = webhooks.inbox;
     setText("#h-pending", i.pending);
@@ -429,6 +431,37 @@ async function pageHealth() {
         })))));
     } else {
       rowMessage($("#h-parked"), 5, "Nothing parked: every delivery was applied.");
+    }
+    const meter = $("#h-shopify-meter");
+    const sb = shopify.budget;
+    if (sb) {
+      meter.max = sb.maximum_available;
+      meter.value = sb.used;
+      meter.low = sb.maximum_available * 0.5;
+      meter.high = sb.maximum_available * 0.8;
+      meter.hidden = false;
+      setText("#h-shopify-budget", `${Math.round(sb.used)} of ${Math.round(sb.maximum_available)} points in use (${Math.round(sb.currently_available)} available, refilling ${sb.restore_rate}/s); read ${when(sb.read_at)}`);
+    } else {
+      meter.hidden = true;
+      setText("#h-shopify-budget", "No call to Shopify recorded yet.");
+    }
+    if (failedJobs.items.length) {
+      fill($("#h-failed-jobs"), ...failedJobs.items.map((j) => el("tr", {},
+        el("td", { text: when(j.failed_at) }), el("td", {}, el("code", { text: j.job })),
+        el("td", { text: j.error }),
+        el("td", {}, el("button", {
+          type: "button", class: "btn", text: "Retry", "aria-label": `Retry the ${j.job} job that failed ${when(j.failed_at)}`,
+          onclick: (event) => run(async () => {
+            event.currentTarget.disabled = true;
+            const r = await api("POST", `/health/jobs/${encodeURIComponent(j.id)}/retry`);
+            say(r.requeued ? `The ${j.job} job is queued again.` : `The ${j.job} job was already queued again.`);
+            await reload();
+          }),
+        })))));
+    } else {
+      rowMessage($("#h-failed-jobs"), 4, failedJobs.mode === "in-process"
+        ? "Jobs run inside the web process here: a failure is logged and its periodic job tries again."
+        : "No failed jobs.");
     }
     const b = sf.budget || {};
     setText("#h-sf-budget", sf.enabled === false ? "Salesforce is not configured."
@@ -479,7 +512,7 @@ async function pageAmbassadors() {
 
   function render() {
     if (!rows.length) {
-      rowMessage(tbody, 9, "No ambassadors match.");
+      rowMessage(tbody, 11, "No ambassadors match.");
     } else {
       fill(tbody, ...rows.map((a) => el("tr", {},
         el("td", {}, el("input", {
@@ -492,7 +525,9 @@ async function pageAmbassadors() {
         el("td", {}, a.code ? el("code", { text: a.code }) : "—"),
         el("td", { class: "num", text: a.stats.attributed_orders }),
         el("td", { class: "num", text: money(a.stats.attributed_revenue, a.stats.currency) }),
+        el("td", { class: "num", text: `${a.engagement.score.toFixed(1)} (${a.engagement.band})` }),
         el("td", { class: "num", text: money(a.stats.rewards.pending, a.stats.currency) }),
+        el("td", { text: day(a.created_at) }),
       )));
     }
     next.disabled = !nextCursor;
@@ -500,16 +535,41 @@ async function pageAmbassadors() {
     updateSelection();
   }
 
+  // Sort: the column buttons set it (the same column again: the other way); numbers start
+  // highest first, names A to Z. A new sort starts again at the first page (cursors are bound
+  // to their sort).
+  const sortInput = $("#f-sort");
+  function showSort() {
+    const key = sortInput.value.replace(/^-/, "");
+    const descending = sortInput.value.startsWith("-");
+    for (const th of $$("th[data-sort]")) {
+      const active = th.dataset.sort === key;
+      th.setAttribute("aria-sort", active ? (descending ? "descending" : "ascending") : "none");
+      const button = $("button", th);
+      button.dataset.arrow = active ? (descending ? "↓" : "↑") : "";
+    }
+  }
+  for (const th of $$("th[data-sort]")) {
+    $("button", th).addEventListener("click", () => {
+      const key = th.dataset.sort;
+      const current = sortInput.value;
+      sortInput.value = current === key ? `-${key}` : current === `-${key}` ? key : (key === "name" ? key : `-${key}`);
+      showSort();
+      form.requestSubmit();
+    });
+  }
+  showSort();
+
   async function load() {
     const query = new URLSearchParams({ limit: "50" });
-    for (const name of ["q", "status", "tier"]) {
+    for (const name of ["q", "status", "tier", "band", "sort"]) {
       const value = form.elements.namedItem(name).value.trim();
       if (value) query.set(name, value);
     }
     if (cursors[page]) query.set("cursor", cursors[page]);
-    rowMessage(tbody, 9, "Loading…");
+    rowMessage(tbody, 11, "Loading…");
     const data = await run(() => api("GET", `/ambassadors?${query}`));
-    if (!data) return rowMessage(tbody, 9, "Could not load the ambassadors.");
+    if (!data) return rowMessage(tbody, 11, "Could not load the ambassadors.");
     rows = data.items;
     nextCursor = data.next_cursor;
     return render();
@@ -520,7 +580,7 @@ async function pageAmbassadors() {
     cursors = [null];
     page = 0;
     const url = new URL(window.location.href);
-    for (const name of ["q", "status", "tier"]) {
+    for (const name of ["q", "status", "tier", "band", "sort"]) {
       const value = form.elements.namedItem(name).value.trim();
       if (value) url.searchParams.set(name, value); else url.searchParams.delete(name);
     }

@@ -70,6 +70,14 @@ class PayoutState(StrEnum):
     CANCELLED = "cancelled"
 
 
+#: States a payout leaves again (the rest are history): what an operator watches.
+OPEN_STATES = (
+    PayoutState.AWAITING_APPROVAL,
+    PayoutState.APPROVED,
+    PayoutState.FULFILLING,
+    PayoutState.FAILED,
+)
+
 #: The transitions the state machine allows (anything else is refused with a 409).
 TRANSITIONS: dict[PayoutState, frozenset[PayoutState]] = {
     PayoutState.AWAITING_APPROVAL: frozenset({PayoutState.APPROVED, PayoutState.CANCELLED}),

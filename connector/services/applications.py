@@ -62,6 +62,7 @@ from connector.domain.applications import (
 from connector.domain.program import ApplicationQuestion, ProgramSettings
 from connector.domain.shops import Shop
 from connector.ports import (
+    SECRET_MESSAGE_KEYS,
     Clock,
     CustomerSummary,
     Job,
@@ -759,7 +760,8 @@ def send_notifications(
                     exc_info=True,
                 )
                 continue
-            uow.notifications.mark_sent(message.id, clock.now())
+            secret = message.key.startswith(SECRET_MESSAGE_KEYS)
+            uow.notifications.mark_sent(message.id, clock.now(), forget_body=secret)
             uow.commit()
         sent += 1
     if sent:

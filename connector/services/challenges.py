@@ -113,15 +113,16 @@ def leaderboard(
         else:
             ranked = awards(challenge, rank(uow.challenges.standings(challenge)))
         top = ranked[:LEADERBOARD_SIZE]
+        people = uow.ambassadors.names(shop.id, [s.ambassador_id for s in top])
         named = []
         for s in top:
-            a = uow.ambassadors.get(shop.id, s.ambassador_id)
-            if a is None:
+            person = people.get(s.ambassador_id)
+            if person is None:
                 name = f"Ambassador #{s.ambassador_id}"
             elif masked:
-                name = mask_name(a.first_name, a.last_name, s.ambassador_id)
+                name = mask_name(person[0], person[1], s.ambassador_id)
             else:
-                name = f"{a.first_name} {a.last_name}".strip() or a.email
+                name = f"{person[0]} {person[1]}".strip() or person[2]
             named.append(replace(s, name=name))
     return challenge, named, len(ranked)
 

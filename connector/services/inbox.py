@@ -47,6 +47,14 @@ class BatchHandler(Protocol):
 
 CLAIM_LEASE = timedelta(minutes=5)
 BATCH_SIZE = 200  # per transaction; bench/attribution_throughput.py measured 100 and 250
+#: The batch when several shops have work. A shop's delivery waits for the batch under way
+#: and then for its own, so their length bounds a small shop's latency beside a flash sale:
+#: bench/shop_fairness.py measured 200 (a claim and ~65 ms) at 4-6× the shop's solo latency.
+SHARED_BATCH_SIZE = 40
+#: Batches of a drain stay short this long after one held several shops' deliveries: a small
+#: shop's next delivery usually arrives after the batch that served its last one has started,
+#: which the big shop alone would otherwise have filled to ``batch_size``.
+SHARED_WINDOW = timedelta(seconds=2)
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -100,12 +108,15 @@ def process_inbox(
     jobs: JobQueue | None = None,
     *,
     batch_size: int = BATCH_SIZE,
+    shared_batch_size: int | None = SHARED_BATCH_SIZE,
     max_batches: int | None = None,
     decode: Callable[[str], Any] = json.loads,
     stop: Callable[[], bool] | None = None,
 ) -> DrainResult:
     """Drain the inbox until it is empty (or ``max_batches`` were done). ``decode`` parses a
-    delivery's body (the worker passes a faster JSON parser).
+    delivery's body (the worker passes a faster JSON parser). While more than one shop has
+    work, and for ``SHARED_WINDOW`` after a batch held several shops' deliveries, batches hold
+    at most ``shared_batch_size`` deliveries (``None``: always ``batch_size``).
 
     ``stop`` (the worker's shutdown request) is checked before each claim: a batch under way is
     finished and committed, no new one is claimed, and the rest is left pending (not leased)
@@ -114,6 +125,7 @@ def process_inbox(
         jobs.acknowledge(Job.PROCESS_INBOX)
     _UNFINISHED.release(uow_factory)
     result = DrainResult()
+    shared_until: datetime | None = None  # short batches until then (this drain only)
     while max_batches is None or result.batches < max_batches:
         if stop is not None and stop():
             result.stopped = True
@@ -121,11 +133,19 @@ def process_inbox(
                 jobs.trigger(Job.PROCESS_INBOX)
             break
         claimed_at = clock.now()
+        shared = shared_until is not None and claimed_at < shared_until
         with uow_factory() as uow:
-            batch = uow.inbox.claim(batch_size, claimed_at, CLAIM_LEASE)
+            batch = uow.inbox.claim(
+                shared_batch_size if shared and shared_batch_size else batch_size,
+                claimed_at,
+                CLAIM_LEASE,
+                shared_limit=shared_batch_size,
+            )
             uow.commit()
         if not batch:
             break
+        if len({d.shop_domain for d in batch}) > 1:
+            shared_until = claimed_at + SHARED_WINDOW
         result.batches += 1
         try:
             _apply_batch(uow_factory, handlers, clock, batch, result, decode)

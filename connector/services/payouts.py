@@ -218,8 +218,7 @@ def run_payouts(
         preferences = uow.payouts.preferences(shop_id)
         candidates = sorted(uow.payouts.payable(shop_id))
         queued: list[int] = []
-        for ambassador_id in candidates:
-            uow.payouts.lock_ambassador(shop_id, ambassador_id)
+        uow.payouts.lock_ambassadors(shop_id, candidates)
         payable = uow.payouts.payable(shop_id, candidates)
         recipients = uow.payouts.recipients(shop_id, candidates)
         currencies = _ledger_currencies(uow, shop_id, candidates, shop_currency)
@@ -475,9 +474,11 @@ def fulfil_payout(ctx: FulfilmentContext, shop_domain: str, payout_id: int) -> s
         assert ambassador is not None and ambassador.customer_id is not None
         settings = uow.program.settings(shop_id).payouts
         taken = (
-            uow.payouts.recorded_externals(shop_id, RewardForm.STORE_CREDIT)
-            if payout.form is RewardForm.STORE_CREDIT
-            else set()
+            uow.payouts.recorded_externals(
+                shop_id, RewardForm.STORE_CREDIT, payout.ambassador_id
+            )
+            if payout.form is RewardForm.STORE_CREDIT and payout.first_attempt_at is not None
+            else set()  # only a retry looks up what an earlier attempt may have created
         )
         since = payout.first_attempt_at  # set: an earlier attempt may have reached Shopify
         code = payout.reward_code

@@ -62,22 +62,27 @@ def upload(
         raise ProgramError("invalid_file", str(exc).split(": ", 1)[1]) from None
     name = safe_filename(filename)
     key = f"{shop.id}/{ids.token(16)}/{name}"
-    # The file first: a failed insert leaves an orphan file, never a row without its file.
+    # The file first, so no row ever points at a missing file; a failed insert removes the
+    # file again (best effort: a crash between the two still leaves an unreferenced file).
     storage.put(key, data, stored_type)
-    with uow:
-        resource = uow.content.add_resource(
-            Resource(
-                id=None,
-                shop_id=shop.id,
-                title=clean_title,
-                kind=ResourceKind(kind),
-                filename=name,
-                content_type=stored_type,
-                size=len(data),
-                storage_key=key,
+    try:
+        with uow:
+            resource = uow.content.add_resource(
+                Resource(
+                    id=None,
+                    shop_id=shop.id,
+                    title=clean_title,
+                    kind=ResourceKind(kind),
+                    filename=name,
+                    content_type=stored_type,
+                    size=len(data),
+                    storage_key=key,
+                )
             )
-        )
-        uow.commit()
+            uow.commit()
+    except BaseException:
+        storage.delete(key)
+        raise
     log.info("resources.uploaded", extra={"shop": shop.domain, "size": len(data)})
     return resource
 

@@ -208,6 +208,13 @@ def test_a_challenge_runs_end_to_end_with_its_leaderboard_tie_rule_and_prizes(c,
         (1, top, "90", "50.00"), (2, early, "40", "20.00"), (3, late, "40", "10.00"),
         (4, zero, "0", None),
     ]
+    names = [r["name"] for r in api(client, "GET", f"/challenges/{cid}/leaderboard")
+             .get_json()["items"]]
+    assert names == ["Top Seller", "Early Bird", "Late Comer", "Zero Sales"]  # the admin's view
+    from connector.services.challenges import leaderboard
+
+    _, storefront, _ = leaderboard(c.uow(), c.clock, shop, cid, masked=True)
+    assert [s.name for s in storefront] == ["Top S.", "Early B.", "Late C.", "Zero S."]
     assert api(client, "POST", f"/challenges/{cid}/close").status_code == 409  # still running
 
     c.clock.advance(days=2)

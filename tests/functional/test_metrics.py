@@ -63,3 +63,35 @@ def test_metrics_follow_the_inbox(metrics_client):
     # intake queued one drain for the three (a coalescing trigger), waiting on the queue
     assert after[("ambassador_queue_jobs", (("queue", "webhooks"), ("state", "queued")))] == 1
     assert after[("ambassador_inbox_oldest_pending_age_seconds", ())] >= 0
+
+
+def test_metrics_count_open_payouts_and_the_fulfilment_wait(metrics_client):
+    from datetime import timedelta
+    from decimal import Decimal
+
+    from connector.domain.ambassadors import Ambassador, AmbassadorStatus, CodeState
+    from connector.domain.payouts import PayoutState, RewardForm
+    from connector.ports import NewPayout
+
+    client, container = metrics_client
+    shop = install_shop(container)
+    auth = {"Authorization": "Bearer scrape-me"}
+    now = container.clock.now()
+    with container.uow() as uow:
+        ava = uow.ambassadors.add(Ambassador(
+            None, shop.id, "ava@example.com", AmbassadorStatus.ACTIVE, first_name="Ava",
+            code="AVA10", code_state=CodeState.ACTIVE, since=now,
+        ))
+        assert ava.id is not None
+        states = [PayoutState.APPROVED, PayoutState.APPROVED, PayoutState.AWAITING_APPROVAL,
+                  PayoutState.FULFILLED]
+        for state in states:
+            uow.payouts.add(shop.id, NewPayout(ava.id, None, RewardForm.GIFT_CARD, state,
+                                               Decimal("5.00"), Decimal("5.00"), "USD"),
+                            "test", "seeded")
+        uow.commit()
+    container.clock.now = lambda: now + timedelta(minutes=10)  # type: ignore[method-assign]
+    figures = samples(client.get("/metrics", headers=auth).get_data(as_text=True))
+    open_ = {k[1][0][1]: v for k, v in figures.items() if k[0] == "ambassador_payouts_open"}
+    assert open_ == {"approved": 2, "awaiting_approval": 1, "fulfilling": 0, "failed": 0}
+    assert 590 <= figures[("ambassador_payouts_oldest_due_age_seconds", ())] <= 660

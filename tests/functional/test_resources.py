@@ -126,3 +126,16 @@ def test_portal_downloads_count_toward_engagement(c, client, shop):
     parts = {p["name"]: p for p in
              api(client, "GET", f"/ambassadors/{aid}/engagement").get_json()["components"]}
     assert parts["portal_visits"]["value"] == "2"
+
+
+def test_an_upload_whose_row_cannot_be_written_leaves_no_file(c, client, shop, monkeypatch):
+    from adapters.db.engagement_repositories import SqlAlchemyContentRepository
+
+    def broken(self, resource):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(SqlAlchemyContentRepository, "add_resource", broken)
+    client.application.config["PROPAGATE_EXCEPTIONS"] = False  # the app's own error answer
+    response = upload(client, PDF, "flyer.pdf", "application/pdf")
+    assert response.status_code >= 500
+    assert stored_files(c) == []

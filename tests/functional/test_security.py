@@ -89,6 +89,7 @@ def seed_victim(container) -> dict[str, Any]:
         "challenge_id": challenge.id,
         "submission_id": submission.id,
         "resource_id": resource.id,
+        "job_id": "victim-failed-job",  # with RQ: tests/functional/test_health_jobs_and_budget.py
     }
 
 

@@ -388,3 +388,45 @@ def test_a_batch_whose_transaction_failed_is_released_by_the_next_drain(settings
     result = inbox.process_inbox(c.uow, c.handlers, clock)  # no time has passed
     assert result.skipped == 3 and statuses(c) == {"skipped": 3}
     c.close()
+
+
+def test_with_several_shops_waiting_a_batch_is_short_and_fair(inbox_uow):
+    """``shared_limit`` caps the batch only when more than one shop has work."""
+    uow_factory, clock = inbox_uow
+    store_for(uow_factory, clock, BIG, 300)
+    with uow_factory() as uow:
+        alone = uow.inbox.claim(200, clock.now(), timedelta(minutes=5), shared_limit=40)
+        uow.commit()
+    assert len(alone) == 200
+    store_for(uow_factory, clock, SMALL[0], 3)
+    store_for(uow_factory, clock, SMALL[1], 30)
+    with uow_factory() as uow:
+        batch = uow.inbox.claim(200, clock.now(), timedelta(minutes=5), shared_limit=40)
+        uow.commit()
+    counts = {shop: sum(1 for d in batch if d.shop_domain == shop) for shop in (BIG, *SMALL)}
+    assert counts == {BIG: 23, SMALL[0]: 3, SMALL[1]: 14}  # shares of 14, unused ones to BIG
+
+
+def test_a_shop_whose_rows_are_all_leased_is_not_waiting(inbox_uow):
+    uow_factory, clock = inbox_uow
+    store_for(uow_factory, clock, SMALL[0], 5)
+    claimed_by_shop(uow_factory, clock, 5)  # leased by another worker
+    store_for(uow_factory, clock, BIG, 300)
+    with uow_factory() as uow:
+        batch = uow.inbox.claim(200, clock.now(), timedelta(minutes=5), shared_limit=40)
+        uow.commit()
+    assert len(batch) == 200 and {d.shop_domain for d in batch} == {BIG}
+
+
+def test_a_drain_keeps_short_batches_for_a_while_after_several_shops_waited(container):
+    """The big shop alone again after a shared batch: still short batches within the window,
+    so a small shop's next delivery does not wait behind a full one."""
+    c, clock = container, container.clock
+    store_for(c.uow, clock, BIG, 300)
+    store_for(c.uow, clock, SMALL[0], 2)
+    result = inbox.process_inbox(c.uow, c.handlers, clock, batch_size=200, shared_batch_size=40)
+    assert result.processed + result.skipped == 302
+    assert result.batches == 8  # ceil(302 / 40); a FakeClock never leaves the window
+    store_for(c.uow, clock, BIG, 300)  # a new drain, one shop: full batches
+    result = inbox.process_inbox(c.uow, c.handlers, clock, batch_size=200, shared_batch_size=40)
+    assert result.batches == 2

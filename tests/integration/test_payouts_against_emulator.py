@@ -343,6 +343,10 @@ def test_minimum_approval_and_cash_batch_files(live):
     assert live.api("POST", f"/payouts/batches/{batch_id}/paid").json() == {"fulfilled": 1}
     assert live.api("POST", f"/payouts/batches/{batch_id}/paid").json() == {"fulfilled": 0}
     assert stats(live, ava)["paid"] == "36.00"
+    listed = live.api("GET", "/payouts/batches").json()["items"]
+    batch = next(b for b in listed if b["id"] == batch_id)  # one aggregate query for the list
+    assert batch["totals"] == {"cash": {"count": 1, "amount": "36.00"}}
+    assert batch["states"] == {"fulfilled": 1} and batch["paid_at"] is not None
     budget = live.api("GET", "/payouts/budget").json()
     assert budget["delivered"] == {"cash": "36.00"} and budget["owed_in_payouts"] == {}
 

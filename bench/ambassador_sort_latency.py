@@ -1,0 +1,183 @@
+"""Ambassadors list sorted by each key: keyset pages next to OFFSET pages, at 100,000 rows.
+
+Data: the same shop as ``bench/api_list_latency.py`` (100,000 ambassadors, statistics rows for
+a fifth of them), plus engagement scores for 60 % of them; then ``VACUUM ANALYZE``.
+
+**ours**: the app's repository query (``AmbassadorRepository.search_keyed``, the SQL behind
+``GET /api/v1/ambassadors?sort=...``, measured in this process without HTTP or JSON), 51 rows
+(a page of 50 and the look-ahead), for the first page and for the page after 500 pages (from
+the keyset cursor of the 25,000th row in that order).
+
+**naive**: the same ORDER BY (same joins, same tie-break by id) with ``LIMIT 51 OFFSET n`` in
+SQL through the same connection pool: what a list without a keyset cursor does.
+
+Latency = the statement sent to the rows read, one at a time. Prints p50 and p95 per case.
+
+    .venv/bin/python bench/ambassador_sort_latency.py --quick   # about a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import sys
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.api_list_latency import seed
+from bench.common import (
+    DEFAULT_PG_URL,
+    databases,
+    fmt,
+    libpq,
+    percentile,
+    sqlalchemy_url,
+)
+
+PAGE = 50
+DEEP_ROWS = 25_000  # the page after 500 pages of 50
+SORTS = ("-created", "name", "-name", "-orders", "-revenue", "-engagement")
+
+
+def seed_scores(engine: sa.Engine, shop_id: int, rng: random.Random) -> None:
+    from adapters.db.tables import ambassadors, engagement_scores
+
+    at = datetime.now(UTC)
+    with engine.begin() as conn:
+        ids = [r[0] for r in conn.execute(sa.select(ambassadors.c.id))]
+        rows = []
+        for aid in ids:
+            if rng.random() < 0.6:
+                score = Decimal(rng.randint(0, 1000)) / 10
+                band = "engaged" if score >= 60 else "marginal" if score >= 25 else "not engaged"
+                rows.append(
+                    {
+                        "ambassador_id": aid,
+                        "shop_id": shop_id,
+                        "score": score,
+                        "band": band,
+                        "components": {},
+                        "computed_at": at,
+                    }
+                )
+        for k in range(0, len(rows), 10_000):
+            conn.execute(sa.insert(engagement_scores), rows[k : k + 10_000])
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE engagement_scores")
+
+
+def timed(fn: Any, samples: int) -> list[float]:
+    out = []
+    for _ in range(samples):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return sorted(out)
+
+
+def measure(engine: sa.Engine, uow: Any, shop_id: int, sort: str, samples: int) -> float:
+    """Print the first and the deep page of one sort, ours and naive; the worst keyset p95."""
+    from adapters.clock import SystemClock
+    from adapters.db.program_repositories import SqlAlchemyAmbassadorRepository
+    from connector.ports import AmbassadorQuery
+
+    captured: list[tuple[str, Any]] = []
+
+    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
+        captured.append((statement, params))
+
+    # The app's statement for this sort, captured once, becomes the OFFSET baseline.
+    sa.event.listen(engine, "before_cursor_execute", capture)
+    with uow:
+        first = uow.ambassadors.search_keyed(shop_id, AmbassadorQuery(sort=sort, limit=PAGE + 1))
+    sa.event.remove(engine, "before_cursor_execute", capture)
+    template, params = captured[-1]
+    limit = re.search(r"LIMIT %\((\w+)\)s", template)
+    assert limit is not None, template
+
+    def sql(rows: int, offset: int) -> str:
+        return template.replace(limit.group(0), f"LIMIT {rows} OFFSET {offset}")
+
+    with engine.connect() as conn:
+        deep_row = conn.exec_driver_sql(sql(1, DEEP_ROWS - 1), params).fetchone()
+    assert deep_row is not None and len(first) == PAGE + 1
+    n_keys = len(first[0][1])
+    after = (tuple(deep_row[-n_keys:]) if n_keys else (), deep_row.id)
+
+    def ours(after: Any) -> list[int]:
+        with engine.connect() as conn:
+            repo = SqlAlchemyAmbassadorRepository(conn, SystemClock().now())
+            rows = repo.search_keyed(
+                shop_id, AmbassadorQuery(sort=sort, after=after, limit=PAGE + 1)
+            )
+        return [a.id for a, _ in rows]
+
+    def naive(offset: int) -> list[int]:
+        with engine.connect() as conn:
+            return [r.id for r in conn.exec_driver_sql(sql(PAGE + 1, offset), params)]
+
+    # The keyset page must be the OFFSET page.
+    assert ours(after) == naive(DEEP_ROWS), sort
+    worst = 0.0
+    for label, at, offset in (
+        ("first page", None, 0),
+        (f"after {DEEP_ROWS // PAGE} pages", after, DEEP_ROWS),
+    ):
+        o = timed(lambda at=at: ours(at), samples)
+        n = timed(lambda offset=offset: naive(offset), samples)
+        worst = max(worst, percentile(o, 95) or 0.0)
+        print(
+            f"sort={sort:<12} {label:<22} {fmt(percentile(o, 50)):>9} "
+            f"{fmt(percentile(o, 95)):>9} {fmt(percentile(n, 50)):>10} "
+            f"{fmt(percentile(n, 95)):>10}",
+            flush=True,
+        )
+    return worst
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="10 samples per case")
+    parser.add_argument("--ambassadors", type=int, default=100_000)
+    parser.add_argument("--samples", type=int)
+    parser.add_argument("--pg-url", default=os.environ.get("BENCH_DATABASE_URL") or DEFAULT_PG_URL)
+    args = parser.parse_args(argv)
+    samples = args.samples or (10 if args.quick else 100)
+    rng = random.Random(20261203)
+
+    from cryptography.fernet import Fernet
+
+    from adapters.clock import SystemClock
+    from adapters.crypto import TokenCipher
+    from adapters.db.engine import make_engine
+    from adapters.db.unit_of_work import SqlAlchemyUnitOfWork
+
+    with databases(libpq(args.pg_url)) as make_db:
+        db_url = make_db("sort")
+        key = Fernet.generate_key().decode()
+        print(f"seeding {args.ambassadors:,} ambassadors ...", flush=True)
+        seeded = seed(db_url, key, args.ambassadors, rng)
+        engine = make_engine(sqlalchemy_url(db_url))
+        seed_scores(engine, seeded.shop_id, rng)
+        uow = SqlAlchemyUnitOfWork(engine, TokenCipher(key), SystemClock())
+        print(f"{samples} samples per case, {PAGE} rows per page (+1 look-ahead)")
+        print(f"{'case':<36} {'ours p50':>9} {'ours p95':>9} {'naive p50':>10} {'naive p95':>10}")
+        worst = 0.0
+        for sort in SORTS:
+            worst = max(worst, measure(engine, uow, seeded.shop_id, sort, samples))
+        print(f"worst keyset p95: {fmt(worst)} ms (ms throughout)")
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -551,6 +551,30 @@ def openapi_document() -> dict[str, Any]:
                     status="202",
                 )
             },
+            "/ambassadors/invitations": {
+                "post": _op(
+                    "Invite ambassadors to their portal (code, share link, a sign-in link valid "
+                    "72 hours) through the notification outbox; once per idempotency_key; paused, "
+                    "applied and removed ambassadors refused with the reason",
+                    _json({"type": "object", "properties": {
+                        "invited": {"type": "integer"},
+                        "items": {"type": "array", "items": {"type": "object", "properties": {
+                            "ambassador_id": {"type": "integer"},
+                            "outcome": {"type": "string",
+                                        "enum": ["invited", "already_invited", "refused"]},
+                            "reason": {"type": "string", "nullable": True}}}}}}),
+                    body={
+                        "type": "object",
+                        "required": ["ambassador_ids", "idempotency_key"],
+                        "properties": {
+                            "ambassador_ids": {"type": "array", "minItems": 1, "maxItems": 200,
+                                               "items": {"type": "integer"}},
+                            "idempotency_key": {"type": "string",
+                                                "pattern": "^[A-Za-z0-9_-]{8,64}$"},
+                        },
+                    },
+                )
+            },
             "/ambassadors/import": {"post": {
                 "summary": "Enrol from a CSV file; a per-row report of what was rejected and why",
                 "requestBody": {"required": True, "content": {"text/csv": {

@@ -642,6 +642,32 @@ async function pageAmbassadors() {
     return load();
   });
 
+  // Invite: one request for the selection, with a fresh idempotency key per click (a retry
+  // of the same click cannot send twice); the outcome of each row is listed.
+  $("#bulk-invite").addEventListener("click", async () => {
+    const ids = selectedIds();
+    if (!ids.length) return showError("Select at least one ambassador first.");
+    clearError();
+    const button = $("#bulk-invite");
+    const key = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+    button.disabled = true;
+    say(`Inviting ${ids.length}…`);
+    try {
+      const result = await run(() => api("POST", "/ambassadors/invitations", { json: { ambassador_ids: ids, idempotency_key: key } }));
+      if (!result) return undefined;
+      const label = { invited: "invited", already_invited: "already invited", refused: "not invited" };
+      const who = (id) => { const a = rows.find((r) => r.id === id); return a ? personName(a) : `#${id}`; };
+      fill($("#ac-invite-results"),
+        el("h3", { class: "subheading", text: `Invitations: ${result.invited} of ${result.items.length} sent` }),
+        el("ul", { class: "invite-results" }, ...result.items.map((r) => el("li", { "data-outcome": r.outcome },
+          el("span", { class: `badge badge-${{ invited: "success", refused: "critical" }[r.outcome] || "neutral"}`, text: label[r.outcome] || r.outcome }),
+          ` ${who(r.ambassador_id)}${r.reason ? `: ${r.reason}` : ""}`))));
+      return say(`${result.invited} of ${result.items.length} invited.`);
+    } finally {
+      button.disabled = false;
+    }
+  });
+
   $("#ac-export").addEventListener("click", () => {
     const ids = new Set(selectedIds());
     const chosen = ids.size ? rows.filter((a) => ids.has(a.id)) : rows;

@@ -525,9 +525,9 @@ async function pageAmbassadors() {
         el("td", {}, a.code ? el("code", { text: a.code }) : "—"),
         el("td", { class: "num", text: a.stats.attributed_orders }),
         el("td", { class: "num", text: money(a.stats.attributed_revenue, a.stats.currency) }),
-        el("td", { class: "num", text: `${a.engagement.score.toFixed(1)} (${a.engagement.band})` }),
+        el("td", { class: "num wrap", text: `${a.engagement.score.toFixed(1)} (${a.engagement.band})` }),
         el("td", { class: "num", text: money(a.stats.rewards.pending, a.stats.currency) }),
-        el("td", { text: day(a.created_at) }),
+        el("td", { class: "nowrap", text: day(a.created_at) }),
       )));
     }
     next.disabled = !nextCursor;
@@ -561,7 +561,7 @@ async function pageAmbassadors() {
   showSort();
 
   async function load() {
-    const query = new URLSearchParams({ limit: "50" });
+    const query = new URLSearchParams({ limit: $("#ac-table").dataset.pageSize || "50" });
     for (const name of ["q", "status", "tier", "band", "sort"]) {
       const value = form.elements.namedItem(name).value.trim();
       if (value) query.set(name, value);

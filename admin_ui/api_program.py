@@ -313,6 +313,8 @@ def _decode_sort_cursor(sort: str, cursor: str | None) -> tuple[tuple[Any, ...],
         return (), last_id
     if key == "name" and len(raw) == 2 and all(_plain_text(v, 120) for v in raw):
         return (raw[0], raw[1]), last_id
+    if key in ("orders", "revenue", "engagement") and raw == [None]:
+        return (None,), last_id  # among those with no statistics or score yet
     if key == "orders" and len(raw) == 1 and type(raw[0]) is int and 0 <= raw[0] < 2**31:
         return (raw[0],), last_id
     if key in ("revenue", "engagement") and len(raw) == 1 and _plain_text(raw[0], 24):

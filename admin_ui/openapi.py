@@ -518,8 +518,8 @@ def openapi_document() -> dict[str, Any]:
                         ),
                         _query(
                             "sort",
-                            "sort key, '-' for descending (missing results and scores sort as "
-                            "0); default -created",
+                            "sort key, '-' for descending; ambassadors with nothing credited "
+                            "or not scored yet sort below every value; default -created",
                             {
                                 "type": "string",
                                 "enum": [f"{d}{k}" for k in AMBASSADOR_SORTS for d in ("", "-")],

@@ -473,7 +473,8 @@ class AmbassadorRepository(Protocol):
     ) -> list[tuple[Ambassador, tuple[Any, ...]]]:
         """As :meth:`search`, each row with its sort values (the cursor of the next page):
         name: (first_name, last_name); orders: (int,); revenue, engagement: (Decimal,);
-        created: (). Missing statistics or scores sort as 0."""
+        created: (). An ambassador with no statistics or score yet has (None,) and sorts
+        below every value (last when descending, first when ascending)."""
         ...
 
     def count_by_status(self, shop_id: int) -> dict[str, int]: ...

@@ -297,6 +297,15 @@ class PlatformRetryable(PlatformError):
     retryable = True
 
 
+class PlatformThrottled(PlatformRetryable):
+    """The shop's rate limit needs ``retry_in`` seconds before the call can go through, longer
+    than the caller agreed to wait (a job then gives its worker back and comes again)."""
+
+    def __init__(self, message: str, retry_in: float) -> None:
+        super().__init__(message)
+        self.retry_in = retry_in
+
+
 @dataclass(frozen=True)
 class ShopInfo:
     name: str
@@ -377,6 +386,10 @@ class JobQueue(Protocol):
         """Queue a failed job of this shop again: True when queued now, False when it was no
         longer failed (already retried: never queued twice), None when no such job is this
         shop's."""
+        ...
+
+    def enqueue_in(self, delay: float, job: Job, *args: Any) -> None:
+        """Queue ``job(*args)`` to run ``delay`` seconds from now (not coalesced)."""
         ...
 
 

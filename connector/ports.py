@@ -929,8 +929,8 @@ class Notification:
     sent_at: datetime | None = None
 
 
-#: Outbox keys of messages that carry a one-time secret (the portal's sign-in links).
-SECRET_MESSAGE_KEYS = ("portal-login:",)
+#: Outbox keys of messages that carry a one-time secret (sign-in links: portal login, invitation).
+SECRET_MESSAGE_KEYS = ("portal-login:", "invite:")
 
 
 class NotificationOutbox(Protocol):

@@ -10,6 +10,7 @@ import binascii
 import json
 from decimal import Decimal
 from typing import Any
+from urllib.parse import quote
 
 from flask import g, jsonify, request
 
@@ -23,6 +24,7 @@ from admin_ui.api import (
     encode_cursor,
     json_body,
 )
+from admin_ui.proxy import DEFAULT_PATH_PREFIX
 from connector.domain.ambassadors import Ambassador, AmbassadorStatus
 from connector.domain.money import Money
 from connector.domain.tiers import Tier
@@ -34,7 +36,7 @@ from connector.ports import (
     RewardTotals,
 )
 from connector.services import ambassadors as service
-from connector.services import engagement, program, tiers
+from connector.services import engagement, invitations, program, tiers
 
 MAX_PAGE = 200
 
@@ -243,6 +245,46 @@ def list_ambassadors() -> Any:
     return jsonify({"items": render([a for a, _ in page]), "next_cursor": next_cursor})
 
 
+@bp.post("/ambassadors/invitations")
+def invite_ambassadors() -> Any:
+    """Invite the given ambassadors to their portal (code, share link, a sign-in link), once per
+    ``idempotency_key``: a repeated request reports ``already_invited`` and sends nothing."""
+    data = json_body()
+    raw, key = data.get("ambassador_ids"), data.get("idempotency_key")
+    if not isinstance(key, str) or not invitations.IDEMPOTENCY_KEY.match(key):
+        raise ApiError(
+            422, "invalid_idempotency_key", "idempotency_key: 8 to 64 letters, digits, - or _"
+        )
+    if (
+        not isinstance(raw, list)
+        or not 1 <= len(raw) <= invitations.MAX_PER_REQUEST
+        or not all(type(v) is int and 0 < v < 2**63 for v in raw)
+    ):
+        raise ApiError(
+            422,
+            "invalid_ambassador_ids",
+            f"ambassador_ids: 1 to {invitations.MAX_PER_REQUEST} ambassador ids",
+        )
+    c = container()
+    domain = g.shop.domain
+    portal = f"https://{domain}{DEFAULT_PATH_PREFIX}/dashboard"
+    links = invitations.PortalLinks(
+        dashboard=portal,
+        login=lambda token: f"{portal}/login?token={token}",
+        share=lambda code: f"https://{domain}/discount/{quote(code)}?redirect=%2F",
+    )
+    results = invitations.invite(c.uow(), c.jobs, c.ids, c.clock, g.shop, raw, key, links)
+    return jsonify(
+        {
+            "items": [
+                {"ambassador_id": r.ambassador_id, "outcome": r.outcome, "reason": r.reason}
+                for r in results
+            ],
+            "invited": sum(r.outcome == "invited" for r in results),
+        }
+    )
+
+
 def _encode_sort_cursor(sort: str, values: tuple[Any, ...], last_id: int) -> str:
     """Opaque: the sort, the last row's sort values (exact text for decimals) and its id."""
     raw = json.dumps(
@@ -271,6 +313,8 @@ def _decode_sort_cursor(sort: str, cursor: str | None) -> tuple[tuple[Any, ...],
         return (), last_id
     if key == "name" and len(raw) == 2 and all(_plain_text(v, 120) for v in raw):
         return (raw[0], raw[1]), last_id
+    if key in ("orders", "revenue", "engagement") and raw == [None]:
+        return (None,), last_id  # among those with no statistics or score yet
     if key == "orders" and len(raw) == 1 and type(raw[0]) is int and 0 <= raw[0] < 2**31:
         return (raw[0],), last_id
     if key in ("revenue", "engagement") and len(raw) == 1 and _plain_text(raw[0], 24):

@@ -518,8 +518,8 @@ def openapi_document() -> dict[str, Any]:
                         ),
                         _query(
                             "sort",
-                            "sort key, '-' for descending (missing results and scores sort as "
-                            "0); default -created",
+                            "sort key, '-' for descending; ambassadors with nothing credited "
+                            "or not scored yet sort below every value; default -created",
                             {
                                 "type": "string",
                                 "enum": [f"{d}{k}" for k in AMBASSADOR_SORTS for d in ("", "-")],
@@ -549,6 +549,30 @@ def openapi_document() -> dict[str, Any]:
                         },
                     },
                     status="202",
+                )
+            },
+            "/ambassadors/invitations": {
+                "post": _op(
+                    "Invite ambassadors to their portal (code, share link, a sign-in link valid "
+                    "72 hours) through the notification outbox; once per idempotency_key; paused, "
+                    "applied and removed ambassadors refused with the reason",
+                    _json({"type": "object", "properties": {
+                        "invited": {"type": "integer"},
+                        "items": {"type": "array", "items": {"type": "object", "properties": {
+                            "ambassador_id": {"type": "integer"},
+                            "outcome": {"type": "string",
+                                        "enum": ["invited", "already_invited", "refused"]},
+                            "reason": {"type": "string", "nullable": True}}}}}}),
+                    body={
+                        "type": "object",
+                        "required": ["ambassador_ids", "idempotency_key"],
+                        "properties": {
+                            "ambassador_ids": {"type": "array", "minItems": 1, "maxItems": 200,
+                                               "items": {"type": "integer"}},
+                            "idempotency_key": {"type": "string",
+                                                "pattern": "^[A-Za-z0-9_-]{8,64}$"},
+                        },
+                    },
                 )
             },
             "/ambassadors/import": {"post": {

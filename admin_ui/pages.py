@@ -50,7 +50,14 @@ def ambassadors() -> Any:
             "band": _arg("band", ENGAGEMENT_BANDS),
             "sort": _arg("sort", SORTS) or "-created",
         },
+        page_size=_page_size(),
     )
+
+
+def _page_size() -> int:
+    """Rows per page of the list (``?limit=``, 1 to 200; default 50)."""
+    value = _arg("limit", limit=3)
+    return min(max(int(value), 1), 200) if value.isascii() and value.isdigit() else 50
 
 
 @bp.get("/ambassadors/<int:ambassador_id>")

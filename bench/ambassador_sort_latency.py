@@ -8,8 +8,10 @@ a fifth of them), plus engagement scores for 60 % of them; then ``VACUUM ANALYZE
 (a page of 50 and the look-ahead), for the first page and for the page after 500 pages (from
 the keyset cursor of the 25,000th row in that order).
 
-**naive**: the same ORDER BY (same joins, same tie-break by id) with ``LIMIT 51 OFFSET n`` in
-SQL through the same connection pool: what a list without a keyset cursor does.
+**naive**: the same order in one statement (outer joins to the statistics and scores, missing
+values last when descending, then the id) with ``LIMIT 51 OFFSET n``, through the same
+connection pool: what a list without keyset cursors does. Each keyset page is checked equal to
+its OFFSET page before timing.
 
 Latency = the statement sent to the rows read, one at a time. Prints p50 and p95 per case.
 
@@ -21,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
 import sys
 import time
 from datetime import UTC, datetime
@@ -45,7 +46,7 @@ from bench.common import (
 
 PAGE = 50
 DEEP_ROWS = 25_000  # the page after 500 pages of 50
-SORTS = ("-created", "name", "-name", "-orders", "-revenue", "-engagement")
+SORTS = ("-created", "name", "-name", "-orders", "revenue", "-revenue", "-engagement")
 
 
 def seed_scores(engine: sa.Engine, shop_id: int, rng: random.Random) -> None:
@@ -84,34 +85,43 @@ def timed(fn: Any, samples: int) -> list[float]:
     return sorted(out)
 
 
-def measure(engine: sa.Engine, uow: Any, shop_id: int, sort: str, samples: int) -> float:
+NAIVE_ORDER = {
+    "created": ("NULL", "a.id {d}"),
+    "name": ("NULL", "a.first_name {d}, a.last_name {d}, a.id {d}"),
+    "orders": ("s.attributed_orders", "s.attributed_orders {d} NULLS {n}, a.id {d}"),
+    "revenue": ("s.attributed_revenue", "s.attributed_revenue {d} NULLS {n}, a.id {d}"),
+    "engagement": ("e.score", "e.score {d} NULLS {n}, a.id {d}"),
+}
+
+
+def naive_sql(sort: str, rows: int, offset: int) -> str:
+    """The same order in one statement with OFFSET (what a list without keyset cursors does):
+    outer joins, missing values last when descending, first when ascending, then the id."""
+    value, order = NAIVE_ORDER[sort.lstrip("-")]
+    desc = sort.startswith("-")
+    order = order.format(d="DESC" if desc else "ASC", n="LAST" if desc else "FIRST")
+    return (
+        f"SELECT a.*, {value} AS v FROM ambassadors a"
+        " LEFT JOIN ambassador_stats s ON s.ambassador_id = a.id"
+        " LEFT JOIN engagement_scores e ON e.ambassador_id = a.id"
+        f" WHERE a.shop_id = %(shop)s ORDER BY {order} LIMIT {rows} OFFSET {offset}"
+    )
+
+
+def measure(engine: sa.Engine, shop_id: int, sort: str, samples: int) -> float:
     """Print the first and the deep page of one sort, ours and naive; the worst keyset p95."""
     from adapters.clock import SystemClock
     from adapters.db.program_repositories import SqlAlchemyAmbassadorRepository
     from connector.ports import AmbassadorQuery
 
-    captured: list[tuple[str, Any]] = []
-
-    def capture(conn: Any, cursor: Any, statement: str, params: Any, *_: Any) -> None:
-        captured.append((statement, params))
-
-    # The app's statement for this sort, captured once, becomes the OFFSET baseline.
-    sa.event.listen(engine, "before_cursor_execute", capture)
-    with uow:
-        first = uow.ambassadors.search_keyed(shop_id, AmbassadorQuery(sort=sort, limit=PAGE + 1))
-    sa.event.remove(engine, "before_cursor_execute", capture)
-    template, params = captured[-1]
-    limit = re.search(r"LIMIT %\((\w+)\)s", template)
-    assert limit is not None, template
-
-    def sql(rows: int, offset: int) -> str:
-        return template.replace(limit.group(0), f"LIMIT {rows} OFFSET {offset}")
-
+    key = sort.lstrip("-")
     with engine.connect() as conn:
-        deep_row = conn.exec_driver_sql(sql(1, DEEP_ROWS - 1), params).fetchone()
-    assert deep_row is not None and len(first) == PAGE + 1
-    n_keys = len(first[0][1])
-    after = (tuple(deep_row[-n_keys:]) if n_keys else (), deep_row.id)
+        deep = conn.exec_driver_sql(naive_sql(sort, 1, DEEP_ROWS - 1), {"shop": shop_id}).one()
+    values: tuple[Any, ...] = {
+        "created": (),
+        "name": (deep.first_name, deep.last_name),
+    }.get(key, (deep.v,))
+    after = (values, deep.id)
 
     def ours(after: Any) -> list[int]:
         with engine.connect() as conn:
@@ -123,9 +133,11 @@ def measure(engine: sa.Engine, uow: Any, shop_id: int, sort: str, samples: int) 
 
     def naive(offset: int) -> list[int]:
         with engine.connect() as conn:
-            return [r.id for r in conn.exec_driver_sql(sql(PAGE + 1, offset), params)]
+            sql = naive_sql(sort, PAGE + 1, offset)
+            return [r.id for r in conn.exec_driver_sql(sql, {"shop": shop_id})]
 
-    # The keyset page must be the OFFSET page.
+    # The keyset pages must be the OFFSET pages.
+    assert ours(None) == naive(0), sort
     assert ours(after) == naive(DEEP_ROWS), sort
     worst = 0.0
     for label, at, offset in (
@@ -156,10 +168,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from cryptography.fernet import Fernet
 
-    from adapters.clock import SystemClock
-    from adapters.crypto import TokenCipher
     from adapters.db.engine import make_engine
-    from adapters.db.unit_of_work import SqlAlchemyUnitOfWork
 
     with databases(libpq(args.pg_url)) as make_db:
         db_url = make_db("sort")
@@ -168,12 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         seeded = seed(db_url, key, args.ambassadors, rng)
         engine = make_engine(sqlalchemy_url(db_url))
         seed_scores(engine, seeded.shop_id, rng)
-        uow = SqlAlchemyUnitOfWork(engine, TokenCipher(key), SystemClock())
         print(f"{samples} samples per case, {PAGE} rows per page (+1 look-ahead)")
         print(f"{'case':<36} {'ours p50':>9} {'ours p95':>9} {'naive p50':>10} {'naive p95':>10}")
         worst = 0.0
         for sort in SORTS:
-            worst = max(worst, measure(engine, uow, seeded.shop_id, sort, samples))
+            worst = max(worst, measure(engine, seeded.shop_id, sort, samples))
         print(f"worst keyset p95: {fmt(worst)} ms (ms throughout)")
         engine.dispose()
     return 0

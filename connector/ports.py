@@ -297,6 +297,15 @@ class PlatformRetryable(PlatformError):
     retryable = True
 
 
+class PlatformThrottled(PlatformRetryable):
+    """The shop's rate limit needs ``retry_in`` seconds before the call can go through, longer
+    than the caller agreed to wait (a job then gives its worker back and comes again)."""
+
+    def __init__(self, message: str, retry_in: float) -> None:
+        super().__init__(message)
+        self.retry_in = retry_in
+
+
 @dataclass(frozen=True)
 class ShopInfo:
     name: str
@@ -377,6 +386,10 @@ class JobQueue(Protocol):
         """Queue a failed job of this shop again: True when queued now, False when it was no
         longer failed (already retried: never queued twice), None when no such job is this
         shop's."""
+        ...
+
+    def enqueue_in(self, delay: float, job: Job, *args: Any) -> None:
+        """Queue ``job(*args)`` to run ``delay`` seconds from now (not coalesced)."""
         ...
 
 
@@ -473,7 +486,8 @@ class AmbassadorRepository(Protocol):
     ) -> list[tuple[Ambassador, tuple[Any, ...]]]:
         """As :meth:`search`, each row with its sort values (the cursor of the next page):
         name: (first_name, last_name); orders: (int,); revenue, engagement: (Decimal,);
-        created: (). Missing statistics or scores sort as 0."""
+        created: (). An ambassador with no statistics or score yet has (None,) and sorts
+        below every value (last when descending, first when ascending)."""
         ...
 
     def count_by_status(self, shop_id: int) -> dict[str, int]: ...
@@ -915,8 +929,8 @@ class Notification:
     sent_at: datetime | None = None
 
 
-#: Outbox keys of messages that carry a one-time secret (the portal's sign-in links).
-SECRET_MESSAGE_KEYS = ("portal-login:",)
+#: Outbox keys of messages that carry a one-time secret (sign-in links: portal login, invitation).
+SECRET_MESSAGE_KEYS = ("portal-login:", "invite:")
 
 
 class NotificationOutbox(Protocol):

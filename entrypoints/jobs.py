@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from adapters import jsonfast
 from adapters.bootstrap import Container, bootstrap
 from adapters.settings import Settings
-from connector.ports import Job
+from adapters.shopify.graphql import waits_at_most
+from connector.ports import Job, PlatformThrottled
 from connector.services import (
     ambassadors,
     applications,
@@ -48,6 +50,30 @@ def container() -> Container:
         if _container is None:
             _container = bootstrap(Settings.from_env())
         return _container
+
+
+#: The longest a job sleeps for one shop's Shopify bucket. Pacing a call costs a few seconds
+#: at most; a longer wait (a bucket emptied by someone else, a long Retry-After) would hold the
+#: worker process from every other shop's jobs, so the job is queued again for then instead.
+THROTTLE_SLEEP = 5.0
+
+T = TypeVar("T")
+
+
+def _or_later(job: Job, args: tuple[Any, ...], run: Callable[[], T]) -> T | None:
+    """``run()`` with Shopify waits bounded by ``THROTTLE_SLEEP``; if a shop's bucket needs
+    longer, the job is queued again for when it has refilled and ``None`` is returned. The
+    jobs passed here are idempotent: the next run carries on from what was committed."""
+    with waits_at_most(THROTTLE_SLEEP):
+        try:
+            return run()
+        except PlatformThrottled as exc:
+            container().jobs.enqueue_in(exc.retry_in, job, *args)
+            log.info(
+                "job.deferred_throttled",
+                extra={**_job_context(), "job": job.value, "retry_in": round(exc.retry_in, 1)},
+            )
+            return None
 
 
 def _job_context() -> dict[str, Any]:
@@ -87,8 +113,17 @@ def sweep_inbox() -> bool:
 
 
 def register_webhooks(shop_domain: str) -> list[str]:
+    """Idempotent; queued again (not sleeping) when throttled long."""
     c = container()
-    topics = installation.register_webhooks(c.uow, c.shopify, c.clock, shop_domain, c.webhook_uri)
+    topics = _or_later(
+        Job.REGISTER_WEBHOOKS,
+        (shop_domain,),
+        lambda: installation.register_webhooks(
+            c.uow, c.shopify, c.clock, shop_domain, c.webhook_uri
+        ),
+    )
+    if topics is None:
+        return []
     log.info(
         "shopify.webhooks.registered",
         extra={**_job_context(), "shop": shop_domain, "topics": len(topics)},
@@ -102,8 +137,15 @@ def refresh_tokens() -> int:
 
 
 def sync_codes(shop_domain: str) -> dict[str, int]:
+    """Issue and remove the shop's codes; queued again (not sleeping) when throttled long."""
     c = container()
-    report = codes.sync_codes(c.uow, c.discounts, c.access_token, c.clock, shop_domain)
+    report = _or_later(
+        Job.SYNC_CODES,
+        (shop_domain,),
+        lambda: codes.sync_codes(c.uow, c.discounts, c.access_token, c.clock, shop_domain),
+    )
+    if report is None:
+        return {"deferred": 1}
     log.info(
         "program.codes.synced",
         extra={
@@ -123,7 +165,12 @@ def check_code_drift(shop_domain: str | None = None) -> int:
     c = container()
     found = 0
     for domain in [shop_domain] if shop_domain else program.installed_shops(c.uow):
-        report = codes.check_drift(c.uow, c.discounts, c.access_token, c.clock, domain)
+        try:
+            with waits_at_most(THROTTLE_SLEEP):  # one throttled shop must not hold the others
+                report = codes.check_drift(c.uow, c.discounts, c.access_token, c.clock, domain)
+        except PlatformThrottled:
+            log.info("program.codes.drift_check_throttled", extra={"shop": domain})
+            continue  # checked again at the next run (hourly)
         found += len(report.missing) + len(report.reappeared)
         # Always follow with a sync: it also catches status changes made outside a request
         # (e.g. an ambassador erased by customers/redact), and costs nothing when all is done.
@@ -132,8 +179,16 @@ def check_code_drift(shop_domain: str | None = None) -> int:
 
 
 def sync_customer_tags(shop_domain: str) -> int:
+    """Queued again (not sleeping) when throttled long; -1 then."""
     c = container()
-    return program.sync_customer_tags(c.uow, c.discounts, c.access_token, c.clock, shop_domain)
+    tagged = _or_later(
+        Job.SYNC_CUSTOMER_TAGS,
+        (shop_domain,),
+        lambda: program.sync_customer_tags(
+            c.uow, c.discounts, c.access_token, c.clock, shop_domain
+        ),
+    )
+    return -1 if tagged is None else tagged
 
 
 def enrol_customers(shop_domain: str, run_id: int, customer_ids: list[int], actor: str) -> int:
@@ -228,9 +283,12 @@ def reconcile_orders(shop_domain: str | None = None) -> dict[str, int] | list[st
     if shop_domain is None:
         return reconciliation.schedule_all(c.uow, c.jobs, c.clock)
     try:
-        report = reconciliation.reconcile(
-            c.uow, c.orders_source, c.access_token, c.clock, shop_domain
-        )
+        # Throttled longer than that, the run ends as failed (the next one, 15 minutes later,
+        # reads from the same watermark) instead of holding the worker from other shops.
+        with waits_at_most(THROTTLE_SLEEP):
+            report = reconciliation.reconcile(
+                c.uow, c.orders_source, c.access_token, c.clock, shop_domain
+            )
     except installation.NotInstalled:
         log.info("reconciliation.skipped", extra={**_job_context(), "shop": shop_domain})
         return {}

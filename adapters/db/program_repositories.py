@@ -12,7 +12,6 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from adapters.db.tables import (
-    Amount,
     ambassador_events,
     ambassador_stats,
     ambassadors,
@@ -227,15 +226,82 @@ class SqlAlchemyAmbassadorRepository:
     def search_keyed(
         self, shop_id: int, query: AmbassadorQuery
     ) -> list[tuple[Ambassador, tuple[Any, ...]]]:
+        key = query.sort.lstrip("-")
+        if key in _RESULT_SORTS:
+            return self._by_result(shop_id, query, key)
         descending = query.sort.startswith("-")
-        keys = _sort_columns(query.sort.lstrip("-"))
-        stmt = sa.select(ambassadors, *keys).where(_A.shop_id == shop_id)
-        source: Any = ambassadors
-        if query.sort.lstrip("-") in ("orders", "revenue"):
-            source = source.outerjoin(ambassador_stats, _S.ambassador_id == _A.id)
-        if query.sort.lstrip("-") == "engagement" or query.band:
+        keys: list[Any] = [_A.first_name, _A.last_name] if key == "name" else []
+        stmt = self._filtered(sa.select(ambassadors, *keys), ambassadors, shop_id, query)
+        if query.after_id is not None:
+            stmt = stmt.where(_A.id < query.after_id)
+        if query.after is not None:
+            stmt = stmt.where(_after(keys, _A.id, query.after, descending))
+        stmt = stmt.order_by(*[c.desc() if descending else c.asc() for c in [*keys, _A.id]])
+        rows = self._conn.execute(stmt.limit(query.limit))
+        n = len(keys)
+        return [(_to_ambassador(r), tuple(r[-n:]) if n else ()) for r in rows]
+
+    def _by_result(
+        self, shop_id: int, query: AmbassadorQuery, key: str
+    ) -> list[tuple[Ambassador, tuple[Any, ...]]]:
+        """Sorted by a statistic or the engagement score. Ambassadors without the row (nothing
+        credited, not scored yet) sort below every value. Two keyset walks, each on an index:
+        the rows that have a value (``(shop_id, value, ambassador_id)``), then those without
+        (by id, an anti-join); descending takes them in that order, ascending the other way."""
+        table, value_of = _RESULT_SORTS[key]
+        value, owner = value_of(table.c), table.c.ambassador_id
+        descending = query.sort.startswith("-")
+        after_value, after_id = (query.after[0][0], query.after[1]) if query.after else (None, 0)
+        # Where the cursor is: in the walk over values, over the rows without, or before both.
+        phases = ["valued", "missing"] if descending else ["missing", "valued"]
+        if query.after is not None:
+            phases = phases[phases.index("missing" if after_value is None else "valued") :]
+        found: list[tuple[Ambassador, tuple[Any, ...]]] = []
+        for i, phase in enumerate(phases):
+            room = query.limit - len(found)
+            if room <= 0:
+                break
+            bounded = query.after is not None and i == 0
+            if phase == "valued":
+                source = ambassadors.join(table, owner == _A.id)
+                stmt = self._filtered(
+                    sa.select(ambassadors, value).where(table.c.shop_id == shop_id),
+                    source,
+                    shop_id,
+                    query,
+                    scores_joined=table is engagement_scores,
+                )
+                if bounded:
+                    cursor = ((after_value,), after_id)
+                    stmt = stmt.where(_after([value], owner, cursor, descending))
+                order = [value, owner]
+            else:
+                other = table.alias()
+                none = ~sa.exists().where(other.c.ambassador_id == _A.id)
+                stmt = self._filtered(
+                    sa.select(ambassadors, sa.null()).where(none), ambassadors, shop_id, query
+                )
+                if bounded:
+                    stmt = stmt.where(_A.id < after_id if descending else _A.id > after_id)
+                order = [_A.id]
+            stmt = stmt.order_by(*[c.desc() if descending else c.asc() for c in order])
+            for r in self._conn.execute(stmt.limit(room)):
+                found.append((_to_ambassador(r), (_sort_value(r[-1]),)))
+        return found
+
+    def _filtered(
+        self,
+        stmt: Any,
+        source: Any,
+        shop_id: int,
+        query: AmbassadorQuery,
+        *,
+        scores_joined: bool = False,
+    ) -> Any:
+        """``stmt`` over ``source`` with the shop and the query's filters."""
+        if query.band and not scores_joined:
             source = source.outerjoin(engagement_scores, _E.ambassador_id == _A.id)
-        stmt = stmt.select_from(source)
+        stmt = stmt.select_from(source).where(_A.shop_id == shop_id)
         if query.status:
             stmt = stmt.where(_A.status == query.status)
         if query.tier_id is not None:
@@ -254,21 +320,7 @@ class SqlAlchemyAmbassadorRepository:
                     _A.code == needle.upper(),
                 )
             )
-        if query.after_id is not None:
-            stmt = stmt.where(_A.id < query.after_id)
-        if query.after is not None:
-            values, last_id = query.after
-            # A row comparison: PostgreSQL walks the (shop_id, keys..., id) index from the cursor.
-            row = sa.tuple_(*keys, _A.id)
-            bound = sa.tuple_(*[sa.literal(v) for v in values], sa.literal(last_id))
-            stmt = stmt.where(row < bound if descending else row > bound)
-        order = [*keys, _A.id]
-        stmt = stmt.order_by(*[c.desc() if descending else c.asc() for c in order])
-        rows = self._conn.execute(stmt.limit(query.limit))
-        n = len(keys)
-        return [
-            (_to_ambassador(r), tuple(_sort_value(v) for v in r[-n:]) if n else ()) for r in rows
-        ]
+        return stmt
 
     def count_by_status(self, shop_id: int) -> dict[str, int]:
         rows = self._conn.execute(
@@ -349,19 +401,21 @@ class SqlAlchemyAmbassadorRepository:
         ]
 
 
-def _sort_columns(key: str) -> list[Any]:
-    """The expressions an ambassadors list is ordered by (before the id, the tie-break)."""
-    if key == "name":
-        return [_A.first_name, _A.last_name]
-    if key == "orders":
-        return [sa.func.coalesce(_S.attributed_orders, 0)]
-    if key == "revenue":
-        return [sa.func.coalesce(_S.attributed_revenue, sa.cast(0, Amount))]
-    if key == "engagement":
-        return [sa.func.coalesce(_E.score, sa.cast(0, engagement_scores.c.score.type))]
-    if key == "created":
-        return []
-    raise ValueError(f"unknown sort key {key!r}")
+# Sorts by a value kept in another table: the table and its column.
+_RESULT_SORTS: dict[str, tuple[sa.Table, Any]] = {
+    "orders": (ambassador_stats, lambda c: c.attributed_orders),
+    "revenue": (ambassador_stats, lambda c: c.attributed_revenue),
+    "engagement": (engagement_scores, lambda c: c.score),
+}
+
+
+def _after(keys: list[Any], id_column: Any, after: tuple[tuple[Any, ...], int], desc: bool) -> Any:
+    """Rows strictly after the cursor: a row comparison, which PostgreSQL turns into an index
+    range on ``(shop_id, keys..., id)``."""
+    values, last_id = after
+    row = sa.tuple_(*keys, id_column)
+    bound = sa.tuple_(*[sa.literal(v) for v in values], sa.literal(last_id))
+    return row < bound if desc else row > bound
 
 
 def _sort_value(value: Any) -> Any:

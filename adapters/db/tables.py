@@ -445,6 +445,11 @@ ambassador_stats = sa.Table(
     sa.Column("balance", Amount, nullable=False),
     sa.Column("last_referral_at", UTCDateTime),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # The admin's list sorted by orders or revenue: keyset walks in either direction.
+    sa.Index("ix_ambassador_stats_shop_orders", "shop_id", "attributed_orders", "ambassador_id"),
+    sa.Index(
+        "ix_ambassador_stats_shop_revenue", "shop_id", "attributed_revenue", "ambassador_id"
+    ),
 )
 
 
@@ -637,6 +642,7 @@ engagement_scores = sa.Table(
     sa.Column("computed_at", UTCDateTime, nullable=False),
     sa.CheckConstraint("band IN ('not engaged', 'marginal', 'engaged')", name="band"),
     sa.Index("ix_engagement_scores_shop_band", "shop_id", "band"),
+    sa.Index("ix_engagement_scores_shop_score", "shop_id", "score", "ambassador_id"),
 )
 
 # One row per shop per day: the band counts as the day's last scoring left them.

@@ -35,6 +35,8 @@ class InProcessJobQueue:
         self._thread: threading.Thread | None = None
         self._stopped = threading.Event()
         self.history: list[tuple[Job, tuple[Any, ...]]] = []
+        #: Jobs queued for later: (delay, job, args). Threaded, they run when it has passed.
+        self.deferred: list[tuple[float, Job, tuple[Any, ...]]] = []
 
     def enqueue(self, job: Job, *args: Any, job_id: str | None = None) -> None:
         self.history.append((job, args))
@@ -43,6 +45,16 @@ class InProcessJobQueue:
             return
         self._ensure_thread()
         self._work.put((job, args))
+
+    def enqueue_in(self, delay: float, job: Job, *args: Any) -> None:
+        """Threaded: queued after ``delay`` seconds (a timer thread). Not threaded: recorded
+        only, since running it at once could loop (a job deferring itself again)."""
+        self.deferred.append((delay, job, args))
+        if not self._threaded or self._stopped.is_set():
+            return
+        timer = threading.Timer(max(delay, 0.0), self.enqueue, (job, *args))
+        timer.daemon = True
+        timer.start()
 
     def trigger(self, job: Job) -> None:
         with self._lock:

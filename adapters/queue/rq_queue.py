@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis
@@ -102,6 +102,21 @@ class RqJobQueue:
                 queue.enqueue(spec.func, *args, job_id=job_id, unique=True, **options)
             except DuplicateJobError:
                 log.debug("queue.duplicate", extra={"job_id": job_id})
+
+    def enqueue_in(self, delay: float, job: AppJob, *args: Any) -> None:
+        """RQ's scheduled registry (``ambassador worker`` runs the scheduler). No job id: a
+        job deferring itself while it runs must not overwrite its own hash."""
+        spec = JOBS[job]
+        options: dict[str, Any] = {
+            "job_timeout": spec.timeout,
+            "result_ttl": 300,
+            "failure_ttl": 7 * 24 * 3600,
+        }
+        if spec.retries:
+            options["retry"] = Retry(max=len(spec.retries), interval=list(spec.retries))
+        self.queue(spec.queue).enqueue_in(
+            timedelta(seconds=max(delay, 0.0)), spec.func, *args, **options
+        )
 
     def trigger(self, job: AppJob) -> None:
         key = _trigger_key(job)

@@ -4,7 +4,10 @@ Shopify's GraphQL rate limit is a leaky bucket of cost points per shop. Every re
 the bucket (``extensions.cost.throttleStatus``); we keep that reading per shop and, before the
 next call, wait just long enough for the bucket to hold the call's cost. A client that paces
 itself this way wastes almost no calls; one that reacts to ``THROTTLED`` wastes many (PLATFORM.md).
-Throttling is therefore paced and retried, never surfaced as a failure, up to ``max_wait``.
+Throttling is therefore paced and retried, never surfaced as a failure, up to ``max_wait``;
+inside :func:`waits_at_most` (background jobs), a wait longer than its bound raises
+:class:`PlatformThrottled` instead of sleeping, so one shop's empty bucket does not hold a
+worker that other shops' jobs need.
 
 The HTTP call itself is Shopify's ``shopifyapp.admin_graphql_request`` (with its own retries
 off: pacing and retries are decided here, from the bucket).
@@ -16,16 +19,43 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from shopify_app import ShopifyApp
 
-from connector.ports import PlatformError, PlatformRetryable, PlatformUnauthorized
+from connector.ports import (
+    PlatformError,
+    PlatformRetryable,
+    PlatformThrottled,
+    PlatformUnauthorized,
+)
 
 log = logging.getLogger(__name__)
+
+_MAX_SLEEP: ContextVar[float | None] = ContextVar("shopify_max_sleep", default=None)
+
+
+@contextmanager
+def waits_at_most(seconds: float) -> Iterator[None]:
+    """Within the block (this thread or task), a call never sleeps longer than ``seconds`` for
+    a shop's bucket or a ``Retry-After``: it raises :class:`PlatformThrottled` with the wait it
+    would need, booking nothing."""
+    token = _MAX_SLEEP.set(seconds)
+    try:
+        yield
+    finally:
+        _MAX_SLEEP.reset(token)
+
+
+def _check_sleep(shop: str, seconds: float) -> None:
+    bound = _MAX_SLEEP.get()
+    if bound is not None and seconds > bound:
+        raise PlatformThrottled(f"{shop}: throttled, capacity in {seconds:.1f}s", seconds)
 
 
 class GraphQLError(PlatformError):
@@ -146,7 +176,10 @@ class ShopifyGraphQLClient:
                 if failures > 4 or waited > self._max_wait:
                     raise PlatformRetryable(f"{shop}: {result.log.code} (HTTP {status})")
                 retry_after = _retry_after(result.response.headers)
-                self._sleep(retry_after if retry_after is not None else min(2.0**failures, 30.0))
+                pause = retry_after if retry_after is not None else min(2.0**failures, 30.0)
+                if status == 429:
+                    _check_sleep(shop, pause)
+                self._sleep(pause)
                 continue
             message = (
                 "; ".join(str(e.get("message", e)) for e in errors or [] if isinstance(e, Mapping))
@@ -167,6 +200,7 @@ class ShopifyGraphQLClient:
                 bucket.available, bucket.read_at = available - cost, now
                 return
             delay = needed / bucket.restore_rate
+            _check_sleep(shop, delay)  # before booking: a deferred call takes no points
             bucket.available, bucket.read_at = available - cost, now
         self._sleep(delay)
 

@@ -525,9 +525,9 @@ async function pageAmbassadors() {
         el("td", {}, a.code ? el("code", { text: a.code }) : "—"),
         el("td", { class: "num", text: a.stats.attributed_orders }),
         el("td", { class: "num", text: money(a.stats.attributed_revenue, a.stats.currency) }),
-        el("td", { class: "num", text: `${a.engagement.score.toFixed(1)} (${a.engagement.band})` }),
+        el("td", { class: "num wrap", text: `${a.engagement.score.toFixed(1)} (${a.engagement.band})` }),
         el("td", { class: "num", text: money(a.stats.rewards.pending, a.stats.currency) }),
-        el("td", { text: day(a.created_at) }),
+        el("td", { class: "nowrap", text: day(a.created_at) }),
       )));
     }
     next.disabled = !nextCursor;
@@ -561,7 +561,7 @@ async function pageAmbassadors() {
   showSort();
 
   async function load() {
-    const query = new URLSearchParams({ limit: "50" });
+    const query = new URLSearchParams({ limit: $("#ac-table").dataset.pageSize || "50" });
     for (const name of ["q", "status", "tier", "band", "sort"]) {
       const value = form.elements.namedItem(name).value.trim();
       if (value) query.set(name, value);
@@ -640,6 +640,32 @@ async function pageAmbassadors() {
     say(`${ids.length - failures.length} of ${ids.length} now in ${tierName}.`);
     if (failures.length) showError(`Not changed: ${failures.join("; ")}`);
     return load();
+  });
+
+  // Invite: one request for the selection, with a fresh idempotency key per click (a retry
+  // of the same click cannot send twice); the outcome of each row is listed.
+  $("#bulk-invite").addEventListener("click", async () => {
+    const ids = selectedIds();
+    if (!ids.length) return showError("Select at least one ambassador first.");
+    clearError();
+    const button = $("#bulk-invite");
+    const key = Array.from(crypto.getRandomValues(new Uint8Array(16)), (b) => b.toString(16).padStart(2, "0")).join("");
+    button.disabled = true;
+    say(`Inviting ${ids.length}…`);
+    try {
+      const result = await run(() => api("POST", "/ambassadors/invitations", { json: { ambassador_ids: ids, idempotency_key: key } }));
+      if (!result) return undefined;
+      const label = { invited: "invited", already_invited: "already invited", refused: "not invited" };
+      const who = (id) => { const a = rows.find((r) => r.id === id); return a ? personName(a) : `#${id}`; };
+      fill($("#ac-invite-results"),
+        el("h3", { class: "subheading", text: `Invitations: ${result.invited} of ${result.items.length} sent` }),
+        el("ul", { class: "invite-results" }, ...result.items.map((r) => el("li", { "data-outcome": r.outcome },
+          el("span", { class: `badge badge-${{ invited: "success", refused: "critical" }[r.outcome] || "neutral"}`, text: label[r.outcome] || r.outcome }),
+          ` ${who(r.ambassador_id)}${r.reason ? `: ${r.reason}` : ""}`))));
+      return say(`${result.invited} of ${result.items.length} invited.`);
+    } finally {
+      button.disabled = false;
+    }
   });
 
   $("#ac-export").addEventListener("click", () => {

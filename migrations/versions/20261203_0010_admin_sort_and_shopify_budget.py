@@ -1,4 +1,5 @@
-"""admin: the ambassadors list sorted by name (index); the Shopify API budget per shop
+"""admin: the ambassadors list sorted by name, orders, revenue, engagement (indexes); the
+Shopify API budget per shop
 
 Revision ID: 0010
 Revises: 0009
@@ -23,6 +24,14 @@ def upgrade() -> None:
     with op.batch_alter_table('ambassadors', schema=None) as batch_op:
         batch_op.create_index('ix_ambassadors_shop_name_id',
                               ['shop_id', 'first_name', 'last_name', 'id'], unique=False)
+    with op.batch_alter_table('ambassador_stats', schema=None) as batch_op:
+        batch_op.create_index('ix_ambassador_stats_shop_orders',
+                              ['shop_id', 'attributed_orders', 'ambassador_id'], unique=False)
+        batch_op.create_index('ix_ambassador_stats_shop_revenue',
+                              ['shop_id', 'attributed_revenue', 'ambassador_id'], unique=False)
+    with op.batch_alter_table('engagement_scores', schema=None) as batch_op:
+        batch_op.create_index('ix_engagement_scores_shop_score',
+                              ['shop_id', 'score', 'ambassador_id'], unique=False)
     op.create_table(
         'shopify_api_budget',
         sa.Column('shop_domain', sa.String(length=255), nullable=False),
@@ -36,5 +45,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('shopify_api_budget')
+    with op.batch_alter_table('engagement_scores', schema=None) as batch_op:
+        batch_op.drop_index('ix_engagement_scores_shop_score')
+    with op.batch_alter_table('ambassador_stats', schema=None) as batch_op:
+        batch_op.drop_index('ix_ambassador_stats_shop_revenue')
+        batch_op.drop_index('ix_ambassador_stats_shop_orders')
     with op.batch_alter_table('ambassadors', schema=None) as batch_op:
         batch_op.drop_index('ix_ambassadors_shop_name_id')

@@ -1,8 +1,10 @@
 """Fault injection at Salesforce: while the app syncs 450 ambassadors onto Contacts (some of
 whom already have a Contact with their email), the Salesforce emulator fails whole calls (500,
 503, ``UNABLE_TO_LOCK_ROW``), single records (row locks), expires every session (the app must
-refresh) and goes down for moments, at random. The sync is run again as the schedule runs it
-(every minute; the test's clock jumps past record back-offs) until nothing is left to write.
+refresh) and goes down for moments, at random; a second test loses the answers of writes
+Salesforce carried out (connection reset, or a 500 after the commit). The sync is run again
+as the schedule runs it (every minute; the test's clock jumps past record back-offs) until
+nothing is left to write.
 
 Afterwards: every ambassador has exactly one Contact carrying their external id, Contacts that
 existed were reused (matched by email), no email got a second Contact, and a sync with nothing
@@ -169,3 +171,62 @@ def test_contacts_synced_under_salesforce_faults_are_never_duplicated(sf):
           f"({sum(statuses.values())} sync runs: {dict(statuses)}); faults: {dict(chaos.done)}; "
           f"{len(existing)} existing Contacts reused, no duplicate Contact; merchant retries of "
           f"parked records: {retries}")
+
+
+LOST_ANSWER_AMBASSADORS = 240
+
+
+def test_a_write_whose_answer_was_lost_is_not_made_twice(sf):
+    """Salesforce carries a write out and the answer never arrives (the connection drops, or a
+    500 after the commit): the sync cannot tell it happened, so it writes again. Creates are
+    upserts by ``Ambassador_Id__c``, and the next run looks each ambassador up by email before
+    writing: Contacts the lost upsert created are found and updated by Id, never created twice
+    (the emulator's log shows it: ``matched=80`` after an upsert of 80 lost its answer)."""
+    emu = sf.emulator
+    assert sf.connect().status_code == 200
+    # Contacts to match by email in the first wave only: the later waves' writes all create.
+    existing = {i: emu.add_contact(LastName=f"Existing{i}", Email=f"amb{i}@example.com")
+                for i in range(0, LOST_ANSWER_AMBASSADORS // 3, 7)}
+    rng = random.Random(20261203)
+    clock = sf.container.clock
+    ids: list[int] = []
+    lost: Counter[str] = Counter()
+    runs = 0
+    started = time.monotonic()
+    for wave in range(3):
+        size = LOST_ANSWER_AMBASSADORS // 3
+        ids += enrol(sf.container, size, start=wave * size)
+        runs_in_wave = 0
+        schedule = [rng.choice(["reset", "5xx"]) for _ in range(3)]
+        for _ in range(60):
+            # First wave: the lost answers are the matched Contacts' updates (found by email
+            # again, updated again); later waves: the upserts that create the Contacts.
+            how = schedule[runs_in_wave] if runs_in_wave < len(schedule) else None
+            if how:
+                emu.lose_next_write_answers(1, how=how)
+            report = sf.sync()
+            runs += 1
+            runs_in_wave += 1
+            if how and emu.lost_answers_armed == 0:
+                lost[how] += 1
+            emu.clear_faults()
+            if report.status in ("done", "nothing_to_do") and synced(sf) == len(ids):
+                break
+            clock.advance(minutes=61)  # past any record's back-off: the schedule again
+        else:
+            pytest.fail(f"the sync never finished with answers lost: {report}")
+    elapsed = time.monotonic() - started
+    assert sum(lost.values()) == 9, lost  # three per wave struck
+
+    contacts = emu.contacts()
+    by_external = Counter(c.get("Ambassador_Id__c") for c in contacts if c.get("Ambassador_Id__c"))
+    assert set(by_external) == {f"{SHOP}:{i}" for i in ids}
+    assert max(by_external.values()) == 1, "an ambassador has two Contacts"
+    by_email = Counter(str(c.get("Email", "")).lower() for c in contacts)
+    assert max(by_email.values()) == 1, [e for e, n in by_email.items() if n > 1][:5]
+    for i, contact in existing.items():
+        assert emu.contact(contact["Id"]).get("Ambassador_Id__c") == f"{SHOP}:{ids[i]}"
+    assert len(contacts) == LOST_ANSWER_AMBASSADORS
+    print(f"\n{LOST_ANSWER_AMBASSADORS} ambassadors synced in {elapsed:.1f} s over {runs} sync "
+          f"runs, the answer of a record write lost in {sum(lost.values())} ({dict(lost)}); "
+          f"{len(existing)} existing Contacts reused, no duplicate Contact")

@@ -1,6 +1,7 @@
 """The ambassadors list sorted by every key, in both directions, paged by its keyset cursor
 through the real API on PostgreSQL: the pages put together are exactly the Python-sorted list
-(ties broken by id), so no row is repeated or missed, whatever the page size, ties and filters.
+(ties broken by id; no statistics or score below every value), so no row is repeated or
+missed, whatever the page size, ties and filters.
 """
 
 from __future__ import annotations
@@ -92,12 +93,14 @@ def _store(container: Any, shop_id: int, rows: list[dict[str, Any]]) -> list[dic
 
 
 def _key(r: dict[str, Any], key: str) -> tuple[Any, ...]:
+    """The documented order: without statistics (or a score) below every value; then id."""
+    credited = r["orders"] is not None or r["revenue"] is not None  # has a statistics row
     values: tuple[Any, ...] = {
         "created": (),
         "name": (r["first"], r["last"]),
-        "orders": (r["orders"] or 0,),
-        "revenue": (Decimal(r["revenue"] or 0),),
-        "engagement": (Decimal(r["score"] or 0),),
+        "orders": (1, r["orders"] or 0) if credited else (0, 0),
+        "revenue": (1, Decimal(r["revenue"] or 0)) if credited else (0, 0),
+        "engagement": (1, Decimal(r["score"])) if r["score"] is not None else (0, 0),
     }[key]
     return (*values, r["id"])
 

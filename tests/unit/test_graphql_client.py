@@ -152,3 +152,40 @@ def test_a_documents_reported_cost_is_remembered_for_pacing_the_next_call():
     gql.execute(SHOP, "t", "{ big }", estimated_cost=10)  # the caller still guesses 10
     assert clock.sleeps == [pytest.approx((500 - 100) / 100)]
     assert gql.throttled == 0
+
+
+def test_within_a_bound_a_long_wait_for_the_bucket_is_raised_not_slept():
+    from adapters.shopify.graphql import waits_at_most
+    from connector.ports import PlatformThrottled
+
+    clock = Clock()
+    throttled = httpx.Response(
+        200,
+        json={
+            "errors": [{"message": "Throttled", "extensions": {"code": "THROTTLED"}}],
+            "extensions": cost(available=0, requested=50, rate=2),
+        },
+    )
+    gql, seen = client_for([throttled, ok({"a": 1})], clock)
+    with waits_at_most(5), pytest.raises(PlatformThrottled) as caught:
+        gql.execute(SHOP, "t", "{ shop { name } }")
+    assert caught.value.retry_in == pytest.approx(25.0)  # 50 points at 2 a second
+    assert clock.sleeps == [] and len(seen) == 1
+    clock.t += 25  # the bucket has refilled: the call goes through without waiting
+    with waits_at_most(5):
+        assert gql.execute(SHOP, "t", "{ shop { name } }").data == {"a": 1}
+    assert clock.sleeps == []
+
+
+def test_within_a_bound_429_back_off_is_slept_until_it_would_exceed_it():
+    """shopifyapp drops the headers of a final 429 (its answer carries no ``Retry-After``), so
+    the back-off decides: 2 s and 4 s are slept, 8 s is over the bound of 5 and raised."""
+    from adapters.shopify.graphql import waits_at_most
+    from connector.ports import PlatformThrottled
+
+    clock = Clock()
+    too_many = [httpx.Response(429, headers={"Retry-After": "90"}) for _ in range(3)]
+    gql, seen = client_for(too_many, clock)
+    with waits_at_most(5), pytest.raises(PlatformThrottled) as caught:
+        gql.execute(SHOP, "t", "{ shop { name } }")
+    assert caught.value.retry_in == 8.0 and clock.sleeps == [2.0, 4.0] and len(seen) == 3

@@ -89,6 +89,8 @@ Control API (Python methods of :class:`SalesforceEmulator`, for tests and the de
   ``fail_next_calls_with_lock(n)`` / ``fail_next_calls(n, status=, error_code=, message=)``
   (whole calls fail, charged), ``set_api_usage(used, limit)`` / ``exhaust_api_pool()``,
   ``set_down(True)`` (503 for every request, OAuth included), ``set_latency(seconds)``,
+  ``lose_next_write_answers(n, how="reset"|"5xx")`` (record writes carried out, then the
+  connection dropped or a 500 answered),
   ``remove_field`` / ``unassign_permission_set`` / ``set_field_permission``,
   ``clear_faults()``;
 * over HTTP (for the demo; not Salesforce, never charged or faulted, see ``control``): ``GET /``

@@ -10,6 +10,8 @@ carries ``Sforce-Limit-Info: api-usage=N/M``.
 
 from __future__ import annotations
 
+import socket
+import struct
 import threading
 from urllib.parse import urlencode
 
@@ -102,6 +104,24 @@ def create_emulator_app(emu: SalesforceEmulator, *, stop: threading.Event | None
     @app.after_request
     def account(response: Response) -> Response:
         path = request.path
+        if (
+            request.method in ("POST", "PATCH", "PUT", "DELETE")
+            and path.startswith("/services/data/")
+            and ("/sobjects/" in path or "/composite/" in path)
+            and 200 <= response.status_code < 300
+            and g.get("counted")
+        ):
+            how = emu.take_lost_answer()  # the write is committed; its answer now goes astray
+            if how == "reset":
+                emu.record_call(request.method, path, 0, True)
+                _reset_connection()
+                return Response(b"", 500)
+            if how == "5xx":
+                response = api_json(
+                    [{"errorCode": "UNKNOWN_EXCEPTION", "message": "An unexpected error "
+                      "occurred. Please include this ErrorId if you contact support"}],
+                    500,
+                )
         if g.get("session") is not None:  # authenticated: the usage header, as on Salesforce
             response.headers["Sforce-Limit-Info"] = emu.limit_info()
         if path.startswith(("/services/", "/id/")):
@@ -344,3 +364,15 @@ def _require_version(minimum: int) -> None:
     """Resources newer than the requested API version do not exist in it."""
     if float(g.session.version) < minimum:
         raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
+
+
+def _reset_connection() -> None:
+    """Drop the client's connection without an answer (linger 0: closing sends a RST)."""
+    sock = request.environ.get("werkzeug.socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

@@ -8,7 +8,7 @@ None of this exists on Salesforce; none of it is charged to the API pool or logg
 * ``POST /_emulator/faults`` ``{"kind": ..., ...}`` and ``DELETE /_emulator/faults``: kinds
   ``expire_sessions``, ``revoke_refresh_tokens``, ``lock_records`` (``count``), ``lock_calls``
   (``count``), ``exhaust_pool``, ``api_usage`` (``used``, ``limit``), ``down``, ``up``,
-  ``latency`` (``seconds``).
+  ``latency`` (``seconds``), ``lose_answers`` (``count``, ``how``: ``reset`` or ``5xx``).
 """
 
 from __future__ import annotations
@@ -114,6 +114,10 @@ def control_blueprint(emu: SalesforceEmulator) -> Blueprint:
                 emu.set_down(True)
             elif kind == "up":
                 emu.set_down(False)
+            elif kind == "lose_answers":
+                emu.lose_next_write_answers(
+                    int(body.get("count", 1)), how=str(body.get("how", "reset"))
+                )
             elif kind == "latency":
                 emu.set_latency(float(body.get("seconds", 0)))
             else:

@@ -87,6 +87,10 @@ class ValidationRule:
     field: str | None = None
 
 
+#: How :meth:`SalesforceEmulator.lose_next_write_answers` loses an answer.
+LOST_ANSWER_KINDS = ("reset", "5xx")
+
+
 @dataclass
 class CallFault:
     """The next ``remaining`` API calls fail with this request-level error."""
@@ -202,6 +206,7 @@ class SalesforceEmulator:
         self._call_faults: list[CallFault] = []
         self._record_lock_failures = 0
         self._validation_rules: list[ValidationRule] = []
+        self._lost_answers: list[str] = []  # how the next record writes' answers are lost
         # audit
         self._write_log: list[dict[str, Any]] = []
         self._api_calls: list[dict[str, Any]] = []
@@ -1521,9 +1526,32 @@ class SalesforceEmulator:
             fields=[],
         )
 
-    def clear_faults(self) -> None:
-        """Remove call faults, lock failures, validation rules, latency and "down"."""
+    def lose_next_write_answers(self, count: int = 1, *, how: str = "reset") -> None:
+        """The next ``count`` successful record writes (REST ``sobjects`` and ``composite``
+        calls that change data) are carried out and committed, then their answer is lost:
+        ``reset`` drops the connection, ``5xx`` answers 500 UNKNOWN_EXCEPTION. The case that
+        turns a client's blind retry of a create into a second record."""
+        if how not in LOST_ANSWER_KINDS:
+            raise ValueError(f"how must be one of {LOST_ANSWER_KINDS}, not {how!r}")
         with self._lock:
+            self._lost_answers.extend([how] * count)
+
+    def take_lost_answer(self) -> str | None:
+        """How to lose the answer of the record write just carried out, if at all (consumes
+        one)."""
+        with self._lock:
+            return self._lost_answers.pop(0) if self._lost_answers else None
+
+    @property
+    def lost_answers_armed(self) -> int:
+        with self._lock:
+            return len(self._lost_answers)
+
+    def clear_faults(self) -> None:
+        """Remove call faults, lock failures, validation rules, lost answers, latency and
+        "down"."""
+        with self._lock:
+            self._lost_answers.clear()
             self._call_faults.clear()
             self._record_lock_failures = 0
             self._validation_rules.clear()

@@ -136,7 +136,7 @@ def process_inbox(
         shared = shared_until is not None and claimed_at < shared_until
         with uow_factory() as uow:
             batch = uow.inbox.claim(
-                shared_batch_size if shared and shared_batch_size else batch_size,
+                min(batch_size, shared_batch_size) if shared and shared_batch_size else batch_size,
                 claimed_at,
                 CLAIM_LEASE,
                 shared_limit=shared_batch_size,

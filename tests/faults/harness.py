@@ -42,7 +42,7 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import API_KEY, API_SECRET
+from tests.conftest import API_KEY, API_SECRET, SHOP
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
@@ -272,6 +272,47 @@ class App:
     def stop(self) -> None:
         for proc in [*self.workers, *([self.web] if self.web else [])]:
             stop_process(proc)
+
+
+@dataclass
+class System:
+    """The app as deployed, on servers of the test's own (see :func:`running_system`)."""
+
+    app: App
+    emulator: Any
+    db: str
+    pg: PrivatePostgres
+    redis: PrivateRedis
+
+
+@contextmanager
+def running_system(
+    workdir: Path, shops: dict[str, str] | None = None, **env: str
+) -> Iterator[System]:
+    """A private PostgreSQL cluster and redis-server, the Shopify emulator serving ``shops``
+    (domain → name, USD; default: ``SHOP``) over HTTP, and the app migrated on them with its
+    web process started (workers: ``system.app.start_worker()``); ``env`` adds to the app's
+    environment. Everything is stopped and removed at the end."""
+    from adapters.shopify.emulator import ShopifyEmulator, serve_in_thread
+
+    redis = PrivateRedis()
+    port = free_port()
+    emulator = ShopifyEmulator(API_KEY, API_SECRET, app_url=f"http://127.0.0.1:{port}")
+    for domain, name in (shops or {SHOP: "Fault Shop"}).items():
+        emulator.add_shop(domain, currency="USD", name=name)
+    server, emu_url = serve_in_thread(emulator)
+    app: App | None = None
+    try:
+        with private_postgres() as pg:
+            db = pg.create_database("ambassador")
+            app = App(db, redis.url, emu_url, port, workdir, **env)
+            app.start_web()
+            yield System(app, emulator, db, pg, redis)
+    finally:
+        if app is not None:
+            app.stop()
+        server.shutdown()
+        redis.destroy()
 
 
 # --- the store: install, ambassadors, orders ---------------------------------------------------

@@ -25,18 +25,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.conftest import API_KEY, API_SECRET, SHOP
+from tests.conftest import SHOP
 from tests.faults.harness import (
     VENV_BIN,
-    App,
-    PrivateRedis,
     Store,
     booked_ledger,
     check_invariants,
     drained,
     expected_ledger,
-    free_port,
-    private_postgres,
+    running_system,
     wait_until,
 )
 
@@ -48,95 +45,80 @@ ORDERS = 150
 def test_duplicates_replays_and_dropped_webhooks_leave_the_ledger_a_function_of_final_orders(
     tmp_path,
 ):
-    from adapters.shopify.emulator import ShopifyEmulator, serve_in_thread
     from adapters.shopify.emulator.webhooks import triggered_at
 
     rng = random.Random(20261206)
     started = time.monotonic()
-    redis = PrivateRedis()
-    port = free_port()
-    emulator = ShopifyEmulator(API_KEY, API_SECRET, app_url=f"http://127.0.0.1:{port}")
-    emulator.add_shop(SHOP, currency="USD", name="Fault Shop")
-    server, emu_url = serve_in_thread(emulator)
-    app: App | None = None
-    try:
-        with private_postgres() as pg:
-            db = pg.create_database("ambassador")
-            app = App(db, redis.url, emu_url, port, tmp_path)
-            app.start_web()
-            app.start_worker()
-            store = Store(emulator, app.url, SHOP)
-            store.install()
-            store.enrol(6)
+    with running_system(tmp_path) as system:
+        app, emulator, db = system.app, system.emulator, system.db
+        app.start_worker()
+        store = Store(emulator, app.url, SHOP)
+        store.install()
+        store.enrol(6)
 
-            emulator.webhook_mode = "manual"
-            store.shopping(rng, ORDERS)
-            sent = list(emulator.webhooks.pending)
-            emulator.webhooks.pending.clear()
+        emulator.webhook_mode = "manual"
+        store.shopping(rng, ORDERS)
+        sent = list(emulator.webhooks.pending)
+        emulator.webhooks.pending.clear()
 
-            stream, replays, dropped_orders = [], [], set()
-            counts = {"duplicate": 0, "replay": 0, "dropped": 0}
-            hours_ago = triggered_at(datetime.now(UTC) - timedelta(hours=3))
-            for delivery in sent:
-                order_id = _order_of(delivery)
-                if order_id is not None and rng.random() < 0.05:
-                    counts["dropped"] += 1
-                    dropped_orders.add(order_id)
-                    continue
-                stream.append(delivery)
-                if rng.random() < 0.30:
-                    counts["duplicate"] += 1
-                    if rng.random() < 0.5:
-                        stream.append(dataclasses.replace(delivery, attempt=2))
-                    else:
-                        new_id = str(uuid.uuid4())
-                        headers = {**delivery.headers, "X-Shopify-Webhook-Id": new_id}
-                        stream.append(dataclasses.replace(delivery, webhook_id=new_id,
-                                                          headers=headers))
-                if rng.random() < 0.10:
-                    counts["replay"] += 1
+        stream, replays, dropped_orders = [], [], set()
+        counts = {"duplicate": 0, "replay": 0, "dropped": 0}
+        hours_ago = triggered_at(datetime.now(UTC) - timedelta(hours=3))
+        for delivery in sent:
+            order_id = _order_of(delivery)
+            if order_id is not None and rng.random() < 0.05:
+                counts["dropped"] += 1
+                dropped_orders.add(order_id)
+                continue
+            stream.append(delivery)
+            if rng.random() < 0.30:
+                counts["duplicate"] += 1
+                if rng.random() < 0.5:
+                    stream.append(dataclasses.replace(delivery, attempt=2))
+                else:
                     new_id = str(uuid.uuid4())
-                    headers = {**delivery.headers, "X-Shopify-Webhook-Id": new_id,
-                               "X-Shopify-Triggered-At": hours_ago}
-                    replays.append(dataclasses.replace(delivery, webhook_id=new_id,
-                                                       headers=headers))
-            # Unordered: each delivery lands up to ~20 places from where it was sent.
-            keyed = sorted(enumerate(stream), key=lambda p: p[0] + rng.uniform(0, 20))
-            emulator.webhooks.pending.extend(d for _, d in keyed)
-            emulator.flush_webhooks()
-            emulator.webhooks.pending.extend(replays)
-            emulator.flush_webhooks()
-            wait_until(lambda: drained(db), 120, "the inbox to drain", 0.5)
+                    headers = {**delivery.headers, "X-Shopify-Webhook-Id": new_id}
+                    stream.append(dataclasses.replace(delivery, webhook_id=new_id,
+                                                      headers=headers))
+            if rng.random() < 0.10:
+                counts["replay"] += 1
+                new_id = str(uuid.uuid4())
+                headers = {**delivery.headers, "X-Shopify-Webhook-Id": new_id,
+                           "X-Shopify-Triggered-At": hours_ago}
+                replays.append(dataclasses.replace(delivery, webhook_id=new_id,
+                                                   headers=headers))
+        # Unordered: each delivery lands up to ~20 places from where it was sent.
+        keyed = sorted(enumerate(stream), key=lambda p: p[0] + rng.uniform(0, 20))
+        emulator.webhooks.pending.extend(d for _, d in keyed)
+        emulator.flush_webhooks()
+        emulator.webhooks.pending.extend(replays)
+        emulator.flush_webhooks()
+        wait_until(lambda: drained(db), 120, "the inbox to drain", 0.5)
 
-            expected = expected_ledger(store)
-            booked = booked_ledger(db, SHOP)
-            wrong = {k[0] for k in set(expected) | set(booked)
-                     if expected.get(k) != booked.get(k)}
-            unexplained = wrong - dropped_orders
-            assert not unexplained, f"orders wrong without a drop: {unexplained}"
-            assert wrong, "no dropped webhook changed a ledger: the drop proved nothing"
+        expected = expected_ledger(store)
+        booked = booked_ledger(db, SHOP)
+        wrong = {k[0] for k in set(expected) | set(booked)
+                 if expected.get(k) != booked.get(k)}
+        unexplained = wrong - dropped_orders
+        assert not unexplained, f"orders wrong without a drop: {unexplained}"
+        assert wrong, "no dropped webhook changed a ledger: the drop proved nothing"
 
-            before = time.monotonic()
-            result = subprocess.run(
-                [str(VENV_BIN / "ambassador"), "reconcile", "--shop", SHOP],
-                env=app.env, capture_output=True, text=True, timeout=300, check=False)
-            assert result.returncode == 0, result.stdout + result.stderr
-            wait_until(lambda: drained(db), 60, "the inbox to drain", 0.5)
-            reconciled = time.monotonic() - before
-            verdict = check_invariants(db, [store])
-            print(
-                f"\n{len(sent)} webhooks sent for {ORDERS} orders: {counts['duplicate']} "
-                f"delivered twice, {counts['replay']} replayed hours later, "
-                f"{counts['dropped']} dropped ({len(dropped_orders)} orders, {len(wrong)} of "
-                f"them with a wrong ledger before reconciliation); `ambassador reconcile` "
-                f"recovered them in {reconciled:.1f} s; {verdict.credited} orders credited, "
-                f"ledger = f(final orders); test took {time.monotonic() - started:.0f} s"
-            )
-    finally:
-        if app is not None:
-            app.stop()
-        server.shutdown()
-        redis.destroy()
+        before = time.monotonic()
+        result = subprocess.run(
+            [str(VENV_BIN / "ambassador"), "reconcile", "--shop", SHOP],
+            env=app.env, capture_output=True, text=True, timeout=300, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+        wait_until(lambda: drained(db), 60, "the inbox to drain", 0.5)
+        reconciled = time.monotonic() - before
+        verdict = check_invariants(db, [store])
+        print(
+            f"\n{len(sent)} webhooks sent for {ORDERS} orders: {counts['duplicate']} "
+            f"delivered twice, {counts['replay']} replayed hours later, "
+            f"{counts['dropped']} dropped ({len(dropped_orders)} orders, {len(wrong)} of "
+            f"them with a wrong ledger before reconciliation); `ambassador reconcile` "
+            f"recovered them in {reconciled:.1f} s; {verdict.credited} orders credited, "
+            f"ledger = f(final orders); test took {time.monotonic() - started:.0f} s"
+        )
 
 
 def _order_of(delivery) -> int | None:

@@ -22,17 +22,14 @@ import uuid
 import psycopg
 import pytest
 
-from tests.conftest import API_KEY, API_SECRET, SHOP
+from tests.conftest import SHOP
 from tests.faults.harness import (
-    App,
-    PrivateRedis,
     Store,
     check_invariants,
     drained,
-    free_port,
     inbox_counts,
     libpq,
-    private_postgres,
+    running_system,
     stop_process,
     unacknowledged,
     wait_until,
@@ -45,25 +42,8 @@ PLATFORM_GRACE = 30.0  # Heroku: SIGTERM, then SIGKILL 30 s later
 
 @pytest.fixture
 def system(tmp_path):
-    from adapters.shopify.emulator import ShopifyEmulator, serve_in_thread
-
-    redis = PrivateRedis()
-    port = free_port()
-    emulator = ShopifyEmulator(API_KEY, API_SECRET, app_url=f"http://127.0.0.1:{port}")
-    emulator.add_shop(SHOP, currency="USD", name="Fault Shop")
-    server, emu_url = serve_in_thread(emulator)
-    app: App | None = None
-    try:
-        with private_postgres() as pg:
-            db = pg.create_database("ambassador")
-            app = App(db, redis.url, emu_url, port, tmp_path)
-            app.start_web()
-            yield app, emulator, db
-    finally:
-        if app is not None:
-            app.stop()
-        server.shutdown()
-        redis.destroy()
+    with running_system(tmp_path) as s:
+        yield s.app, s.emulator, s.db
 
 
 def terminate(proc) -> float:

@@ -19,15 +19,13 @@ import time
 
 import pytest
 
-from tests.conftest import API_KEY, API_SECRET, SHOP
+from tests.conftest import SHOP
 from tests.faults.harness import (
     App,
-    PrivateRedis,
     Store,
     check_invariants,
     drained,
-    free_port,
-    private_postgres,
+    running_system,
     unacknowledged,
     wait_until,
 )
@@ -60,66 +58,50 @@ def released(app: App) -> int:
 
 
 def test_postgres_crash_mid_run_answers_503_then_shopify_retries_land(tmp_path):
-    from adapters.shopify.emulator import ShopifyEmulator, serve_in_thread
-
     rng = random.Random(20261203)
     started = time.monotonic()
-    redis = PrivateRedis()
-    port = free_port()
-    emulator = ShopifyEmulator(API_KEY, API_SECRET, app_url=f"http://127.0.0.1:{port}")
-    emulator.add_shop(SHOP, currency="USD", name="Fault Shop")
-    server, emu_url = serve_in_thread(emulator)
-    app: App | None = None
-    try:
-        with private_postgres() as pg:
-            db = pg.create_database("ambassador")
-            app = App(db, redis.url, emu_url, port, tmp_path)
-            app.start_web()
-            app.start_worker()
-            store = Store(emulator, app.url, SHOP)
-            store.install()
-            store.enrol(6)
+    with running_system(tmp_path) as system:
+        app, emulator, pg, db = system.app, system.emulator, system.pg, system.db
+        app.start_worker()
+        store = Store(emulator, app.url, SHOP)
+        store.install()
+        store.enrol(6)
 
-            timeline: dict[str, float] = {}
+        timeline: dict[str, float] = {}
 
-            def crash_and_restart() -> None:
-                wait_until(lambda: len(store.orders) >= DOWN_AFTER, 120, "orders before the crash")
-                pg.stop("immediate")
-                timeline["down"] = time.monotonic()
-                time.sleep(DOWN_FOR)
-                pg.start()
-                timeline["up"] = time.monotonic()
+        def crash_and_restart() -> None:
+            wait_until(lambda: len(store.orders) >= DOWN_AFTER, 120, "orders before the crash")
+            pg.stop("immediate")
+            timeline["down"] = time.monotonic()
+            time.sleep(DOWN_FOR)
+            pg.start()
+            timeline["up"] = time.monotonic()
 
-            chaos = threading.Thread(target=crash_and_restart)
-            chaos.start()
-            store.shopping(rng, ORDERS, pause=0.03)
-            chaos.join()
-            load_done = time.monotonic()
+        chaos = threading.Thread(target=crash_and_restart)
+        chaos.start()
+        store.shopping(rng, ORDERS, pause=0.03)
+        chaos.join()
+        load_done = time.monotonic()
 
-            refused = [d for d in emulator.deliveries if d["status"] == 503]
-            failed = [d for d in emulator.deliveries if not d["ok"]]
-            assert refused, "intake never answered 503 while PostgreSQL was down"
-            assert {d["status"] for d in failed} <= {503}, {d["status"] for d in failed}
-            rounds = redeliver_until_acknowledged(emulator)
-            acked_at = time.monotonic()
+        refused = [d for d in emulator.deliveries if d["status"] == 503]
+        failed = [d for d in emulator.deliveries if not d["ok"]]
+        assert refused, "intake never answered 503 while PostgreSQL was down"
+        assert {d["status"] for d in failed} <= {503}, {d["status"] for d in failed}
+        rounds = redeliver_until_acknowledged(emulator)
+        acked_at = time.monotonic()
 
-            # No lease is waited out: rows whose batch the crash lost are released by the
-            # worker's next drain (the sweeper queues one within 30 s).
-            wait_until(lambda: drained(db), 75, "the inbox to drain (sweeper: 30 s)", 0.5)
-            recovered = time.monotonic()
-            verdict = check_invariants(db, [store])
-            print(
-                f"\nPostgreSQL down {timeline['up'] - timeline['down']:.1f} s (crash, immediate); "
-                f"{len(refused)} webhooks answered 503, all redelivered in {rounds} round(s); "
-                f"acknowledged {acked_at - timeline['up']:.1f} s and inbox drained "
-                f"{recovered - timeline['up']:.1f} s after PostgreSQL was back "
-                f"(load ended {load_done - timeline['up']:.1f} s after); "
-                f"rows released after a lost batch: {released(app)}; "
-                f"{verdict.orders} orders, {verdict.credited} credited, "
-                f"{verdict.deliveries} deliveries; test took {time.monotonic() - started:.0f} s"
-            )
-    finally:
-        if app is not None:
-            app.stop()
-        server.shutdown()
-        redis.destroy()
+        # No lease is waited out: rows whose batch the crash lost are released by the
+        # worker's next drain (the sweeper queues one within 30 s).
+        wait_until(lambda: drained(db), 75, "the inbox to drain (sweeper: 30 s)", 0.5)
+        recovered = time.monotonic()
+        verdict = check_invariants(db, [store])
+        print(
+            f"\nPostgreSQL down {timeline['up'] - timeline['down']:.1f} s (crash, immediate); "
+            f"{len(refused)} webhooks answered 503, all redelivered in {rounds} round(s); "
+            f"acknowledged {acked_at - timeline['up']:.1f} s and inbox drained "
+            f"{recovered - timeline['up']:.1f} s after PostgreSQL was back "
+            f"(load ended {load_done - timeline['up']:.1f} s after); "
+            f"rows released after a lost batch: {released(app)}; "
+            f"{verdict.orders} orders, {verdict.credited} credited, "
+            f"{verdict.deliveries} deliveries; test took {time.monotonic() - started:.0f} s"
+        )

@@ -17,8 +17,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from tests.conftest import API_KEY, API_SECRET
-from tests.faults.harness import App, PrivateRedis, Store, free_port, private_postgres, wait_until
+from tests.faults.harness import Store, running_system, wait_until
 
 pytestmark = pytest.mark.faults
 
@@ -29,26 +28,9 @@ THROTTLED_FOR = 30.0  # seconds the first call of the throttled shop would wait
 
 @pytest.fixture
 def system(tmp_path):
-    from adapters.shopify.emulator import ShopifyEmulator, serve_in_thread
-
-    redis = PrivateRedis()
-    port = free_port()
-    emulator = ShopifyEmulator(API_KEY, API_SECRET, app_url=f"http://127.0.0.1:{port}")
-    for shop in (THROTTLED, OTHER):
-        emulator.add_shop(shop, currency="USD", name=shop.split(".")[0])
-    server, emu_url = serve_in_thread(emulator)
-    app: App | None = None
-    try:
-        with private_postgres() as pg:
-            db = pg.create_database("ambassador")
-            app = App(db, redis.url, emu_url, port, tmp_path, LOG_LEVEL="INFO")
-            app.start_web()
-            yield app, emulator, db
-    finally:
-        if app is not None:
-            app.stop()
-        server.shutdown()
-        redis.destroy()
+    shops = {shop: shop.split(".")[0] for shop in (THROTTLED, OTHER)}
+    with running_system(tmp_path, shops, LOG_LEVEL="INFO") as s:  # INFO: the deferral's log
+        yield s.app, s.emulator, s.db
 
 
 def enrol(store: Store, count: int) -> list[int]:

@@ -459,9 +459,10 @@ async function pageHealth() {
           }),
         })))));
     } else {
-      rowMessage($("#h-failed-jobs"), 4, failedJobs.mode === "in-process"
-        ? "Jobs run inside the web process here: a failure is logged and its periodic job tries again."
-        : "No failed jobs.");
+      rowMessage($("#h-failed-jobs"), 4, {
+        "in-process": "Jobs run inside the web process here: a failure is logged and its periodic job tries again.",
+        unavailable: "Redis did not answer: failed jobs cannot be listed until it is back.",
+      }[failedJobs.mode] || "No failed jobs.");
     }
     const b = sf.budget || {};
     setText("#h-sf-budget", sf.enabled === false ? "Salesforce is not configured."

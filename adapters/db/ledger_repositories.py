@@ -138,8 +138,14 @@ def order_lock_key(shop_id: int, order_id: int) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
+def stats_lock_key(shop_id: int, ambassador_id: int) -> int:
+    """The advisory-lock key of one ambassador's statistics (as :func:`order_lock_key`)."""
+    digest = hashlib.blake2b(f"stats:{shop_id}:{ambassador_id}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
 # Locks taken in ascending key order, so two workers with overlapping batches cannot deadlock.
-_ORDER_LOCKS = sa.text(
+_ADVISORY_LOCKS = sa.text(
     "SELECT count(pg_advisory_xact_lock(k)) FROM unnest(CAST(:keys AS bigint[])) AS k"
 )
 
@@ -166,7 +172,7 @@ class SqlAlchemyOrderRepository:
             return {}
         if self._conn.dialect.name == "postgresql":
             keys = sorted({order_lock_key(shop_id, i) for i in ids})
-            self._conn.execute(_ORDER_LOCKS, {"keys": keys})
+            self._conn.execute(_ADVISORY_LOCKS, {"keys": keys})
         rows = self._conn.execute(
             sa.select(orders).where(_O.shop_id == shop_id, _O.order_id.in_(ids))
         ).all()
@@ -598,8 +604,18 @@ class SqlAlchemyLedgerRepository:
             self._recompute_stats(shop_id, by_shop[shop_id])
 
     def _recompute_stats(self, shop_id: int, currencies: dict[int, str | None]) -> None:
-        """Recompute these ambassadors' statistics from the ledger: four statements for all."""
+        """Recompute these ambassadors' statistics from the ledger: four statements for all.
+
+        On PostgreSQL an advisory lock per ambassador is taken first (ascending keys; flush is
+        the transaction's last step, so nothing is locked after them): two transactions adding
+        entries of one ambassador recompute one after the other, the second reading the
+        first's committed entries (READ COMMITTED: each statement sees what was committed
+        before it began). Without it the later commit wrote a sum missing the other's entries
+        (tests/faults/test_graceful_shutdown.py, two workers: "stats drifted")."""
         ids = sorted(currencies)
+        if self._conn.dialect.name == "postgresql":
+            keys = sorted({stats_lock_key(shop_id, a) for a in ids})
+            self._conn.execute(_ADVISORY_LOCKS, {"keys": keys})
         missing = [a for a in ids if not currencies[a]]
         if missing:
             currencies.update(

@@ -190,3 +190,47 @@ def test_self_referral_signals_are_those_one_at_a_time_would_have_seen(container
         assert record.ambassador_id is None and record.reason == "self_referral_phone"
     else:
         assert record.ambassador_id == ambassadors["AMBONE"]
+
+
+def test_two_transactions_crediting_one_ambassador_keep_the_statistics_exact(container):
+    """Each transaction recomputes the ambassador's statistics from the ledger just before it
+    commits; two at once must not write a sum missing the other's entries (the later one
+    waits for the earlier to commit, then reads its entries)."""
+    from connector.ports import LedgerEntry
+
+    shop = install_shop(container)
+    ambassador = enrol(container, shop.id)["AMBONE"]
+
+    def credit(uow, order_id: int, amount: str) -> None:
+        uow.ledger.append(shop.id, [LedgerEntry(
+            ambassador, None, "bonus", Decimal(amount), "USD", None, None, "test",
+            f"race:{order_id}")])
+        uow.ledger.refresh_stats(shop.id, ambassador, "USD")
+
+    first = container.uow()
+    with first:
+        credit(first, 1, "10.00")
+        first.ledger.flush()  # statistics written, not committed yet
+        second_done = threading.Event()
+
+        def second() -> None:
+            with container.uow() as uow:
+                credit(uow, 2, "5.00")
+                uow.commit()
+            second_done.set()
+
+        worker = threading.Thread(target=second)
+        worker.start()
+        second_done.wait(1.0)  # with the lock it waits for the first commit
+        first.commit()
+    worker.join(10)
+    assert not worker.is_alive()
+    with container.engine.connect() as conn:
+        balance = conn.execute(
+            sa.text("SELECT balance FROM ambassador_stats WHERE ambassador_id = :a"),
+            {"a": ambassador}).scalar_one()
+        total = conn.execute(
+            sa.text("SELECT sum(amount) FROM ledger_entries WHERE ambassador_id = :a"),
+            {"a": ambassador}).scalar_one()
+    assert Decimal(total) == Decimal("15.00")
+    assert Decimal(balance) == Decimal(total)

@@ -52,6 +52,7 @@ class Settings:
     demo: bool = False
     port: int = 8000
     web_concurrency: int = 0  # 0: gunicorn's default for this machine (2 × cores + 1)
+    web_threads: int = 4  # threads per gunicorn worker (gthread): an idle connection holds one
     metrics_token: str | None = None  # unset: no /metrics endpoint
     #: Test-only crash points (``AMBASSADOR_FAILPOINTS``, refused outside ``APP_ENV=test``): the
     #: process exits at once there, as a ``kill -9`` would, so the fault tests can stop a real
@@ -148,6 +149,7 @@ class Settings:
             demo=bool(env.get("AMBASSADOR_DEMO")),
             port=_int(env, "PORT", 8000),
             web_concurrency=_int(env, "WEB_CONCURRENCY", 0),
+            web_threads=max(1, _int(env, "WEB_THREADS", 4)),
             metrics_token=env.get("METRICS_TOKEN") or None,
             failpoints=_failpoints(env, app_env),
             storage_dir=Path(env.get("STORAGE_DIR") or instance / "uploads"),

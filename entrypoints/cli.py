@@ -77,6 +77,11 @@ def run_gunicorn(settings: Settings, host: str, port: int, workers: int) -> None
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers or (multiprocessing.cpu_count() * 2 + 1))
+            # Threaded workers: with sync workers an idle keep-alive connection (a browser's
+            # speculative one) holds a whole worker; without a buffering proxy in front, two
+            # such connections made the admin hang (tests/browser/test_production_wiring.py).
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", settings.web_threads)
             self.cfg.set("graceful_timeout", 25)  # Heroku sends SIGTERM, then SIGKILL at 30 s
             self.cfg.set("timeout", 30)
             self.cfg.set("accesslog", "-" if settings.log_level == "DEBUG" else None)

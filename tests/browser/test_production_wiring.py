@@ -7,9 +7,9 @@ stand-in whose ``shopify.idToken()`` hands out session tokens the emulator mints
 would. A friend checks out with an ambassador's code in the emulator's store; the signed
 webhooks go to gunicorn, the worker applies them, and the dashboard moves.
 
-gunicorn runs four (sync) workers here: sync workers expect a buffering proxy in front (Heroku's
-router); without one, Chromium's speculative idle connections held both workers of a
-two-worker server and the page never loaded."""
+gunicorn runs two workers here, as on a small dyno: with sync workers Chromium's speculative idle
+connections held both and the page never loaded; ``ambassador serve`` runs threaded workers
+(gthread) so an idle connection holds one thread, not a worker."""
 
 from __future__ import annotations
 
@@ -52,7 +52,7 @@ def production(pg_server_url: str, tmp_path: Path) -> Iterator[dict[str, Any]]:
     app: App | None = None
     try:
         app = App(url, redis.url, emulator_url, port, tmp_path)
-        app.start_web(workers=4)
+        app.start_web(workers=2)
         app.start_worker()
         store = Store(emulator, app.url, SHOP)
         store.install()

@@ -46,6 +46,7 @@ BENCHMARKS = (
     ("attribution_throughput", 300, 120),
     ("code_issuance", 420, 90),
     ("api_list_latency", 240, 90),
+    ("ambassador_sort_latency", 240, 120),
     ("salesforce_sync", 240, 90),
     ("shop_fairness", 240, 90),
 )

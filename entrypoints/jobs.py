@@ -262,7 +262,8 @@ def run_payouts(shop_domain: str | None = None) -> dict[str, int] | dict[str, ob
 def fulfil_payout(shop_domain: str, payout_id: int) -> str:
     """Deliver one payout through Shopify, exactly once (see connector.services.payouts)."""
     c = container()
-    outcome = payouts.fulfil_payout(c.fulfilment(), shop_domain, payout_id)
+    with waits_at_most(THROTTLE_SLEEP):  # a throttled shop's payout comes back, not the worker
+        outcome = payouts.fulfil_payout(c.fulfilment(), shop_domain, payout_id)
     log.info(
         "payouts.fulfil",
         extra={**_job_context(), "shop": shop_domain, "payout": payout_id, "outcome": outcome},

@@ -58,6 +58,7 @@ from connector.ports import (
     PayoutEvent,
     PayoutPreference,
     PlatformError,
+    PlatformThrottled,
     PlatformUnauthorized,
     RewardPlatform,
     RewardRefused,
@@ -504,6 +505,8 @@ def fulfil_payout(ctx: FulfilmentContext, shop_domain: str, payout_id: int) -> s
         issued = _issue(ctx, shop_domain, claimed, ambassador, settings, since, taken)
     except RewardRefused as exc:
         return _after_failure(ctx, shop_id, claimed, exc.code, str(exc), permanent=True)
+    except PlatformThrottled as exc:  # refused before it ran: the worker goes on to other shops
+        return _throttled(ctx, shop_id, claimed, exc.retry_in)
     except PlatformUnauthorized as exc:  # a token refresh or a reinstall may fix it
         return _after_failure(ctx, shop_id, claimed, "unauthorized", str(exc), permanent=False)
     except PlatformError as exc:
@@ -625,6 +628,29 @@ def _park(uow: UnitOfWork, payout: Payout, code: str, message: str) -> Payout:
         lease_until=None,
         retry_at=None,
     )
+
+
+def _throttled(ctx: FulfilmentContext, shop_id: int, claimed: Payout, retry_in: float) -> str:
+    """The shop's rate limit needed longer than the job may wait. Shopify did not run the call
+    (a pacing wait, or a THROTTLED/429 answer: never executed), so this attempt is certain to
+    have delivered nothing: back to approved for when the bucket has refilled, recorded as
+    "throttled", not as an uncertain "retry" (which would forbid releasing the money)."""
+    with ctx.uow() as uow:
+        current = _locked(uow, shop_id, claimed.id)
+        if current.state is not PayoutState.FULFILLING or current.attempts != claimed.attempts:
+            return "busy"  # a later attempt owns it now
+        _move(
+            uow,
+            current,
+            PayoutState.APPROVED,
+            "worker",
+            f"throttled: Shopify's rate limit; again in {retry_in:.0f} s",
+            retry_at=ctx.clock.now() + timedelta(seconds=max(retry_in, 1.0)),
+            lease_until=None,
+        )
+        uow.commit()
+    log.info("payout.throttled", extra={"payout": claimed.id, "retry_in": round(retry_in, 1)})
+    return "throttled"
 
 
 def _after_failure(

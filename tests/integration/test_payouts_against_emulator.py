@@ -220,7 +220,9 @@ def test_throttling_for_minutes_backs_off_then_pays_once(live):
     live.emulator.set_fault("429", count=15)  # three attempts' worth (each tries 5 times)
     run(live, "2026-12")
     payout = only_payout(live)
-    assert payout["state"] == "approved" and payout["error_code"] == "platform_error"
+    # In the job, Shopify's 429s needed longer than a job may wait: it came back, "throttled"
+    history = live.api("GET", f"/payouts/{payout['id']}").json()["history"]
+    assert payout["state"] == "approved" and history[-1]["reason"].startswith("throttled:")
     clock = FakeClock(datetime.now(UTC))  # leases and back-offs on a clock the test moves
     ctx = replace(live.container.fulfilment(), clock=clock)
     assert payouts.fulfil_payout(ctx, SHOP, payout["id"]) == "skipped:approved"  # backing off
@@ -231,6 +233,35 @@ def test_throttling_for_minutes_backs_off_then_pays_once(live):
     assert outcomes == ["retry", "retry", "found"] or outcomes == ["retry", "retry", "fulfilled"]
     assert len(gift_cards(live)) == 1
     assert live.api("GET", f"/payouts/{payout['id']}").json()["attempts"] == 4
+
+
+def test_a_long_throttle_gives_the_worker_back_and_the_payout_comes_again(live):
+    """The shop's bucket is empty and refills at a trickle: the job does not sleep ~100 s on it
+    (its worker serves other shops meanwhile); the payout goes back to approved as
+    "throttled" (Shopify ran nothing: it may still be released) and pays once later."""
+    import time
+
+    ava, _ = setup_program(live, form="gift_card")
+    earn(live, ava)
+    bucket = live.emulator.shop(SHOP).bucket
+    normal_rate = bucket.restore_rate
+    bucket.refill(time.monotonic())
+    bucket.available, bucket.restore_rate = 0.0, 0.1
+    slept: list[float] = []
+    live.container.shopify.graphql._sleep = slept.append  # what the client would have waited
+    run(live, "2026-12")  # queues the fulfilment, run inline here
+    assert max(slept, default=0) <= 5  # the job came back instead of waiting ~100 s
+    payout = live.api("GET", f"/payouts/{only_payout(live)['id']}").json()
+    assert payout["state"] == "approved" and gift_cards(live) == []
+    assert payout["history"][-1]["reason"].startswith("throttled:")
+    assert not any((h["reason"] or "").startswith("retry:") for h in payout["history"])
+    bucket.refill(time.monotonic())
+    bucket.available, bucket.restore_rate = bucket.maximum, normal_rate
+    clock = FakeClock(datetime.now(UTC))
+    clock.advance(minutes=5)
+    ctx = replace(live.container.fulfilment(), clock=clock)
+    assert payouts.fulfil_payout(ctx, SHOP, payout["id"]) in ("fulfilled", "found")
+    assert len(gift_cards(live)) == 1
 
 
 def test_missing_scope_parks_the_payout_and_replay_pays_after_the_fix(live):

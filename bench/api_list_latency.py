@@ -462,7 +462,8 @@ def main(argv: list[str] | None = None) -> int:
             *machine_lines(db_url, None, plan.name, busy),
             f"data: {n:,} ambassadors of one shop (bulk INSERT + ANALYZE in {seed_s:.1f} s), "
             f"{', '.join(f'{w} % {s}' for s, w in STATUSES)}; {len(TIERS)} tiers",
-            f"ours: gunicorn {args.workers} × sync workers (`entrypoints.wsgi:create_app()`), "
+            f"ours: gunicorn {args.workers} × gthread workers, 4 threads each, as `ambassador "
+            "serve` (`entrypoints.wsgi:create_app()`), "
             f"one request at a time, fresh session token each; {samples} requests per case, "
             f"{PAGE} per page",
             "naive: the same filters in SQL (psycopg, no HTTP), OFFSET pagination, index scans "
@@ -470,7 +471,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         print("\n".join(header), flush=True)
         cases = make_cases(seeded, rng)
-        server_args = ["-w", str(args.workers), "-k", "sync"]
+        server_args = ["-w", str(args.workers), "-k", "gthread", "--threads", "4"]
         with gunicorn("api", "entrypoints.wsgi:create_app()", server_args, env, Path(tmp)) as (
             _,
             port,

@@ -27,10 +27,11 @@ the generator (from /proc), and the share of the machine other processes took me
 shared machine the rates drop, the CPU per webhook does not, so a warning says when the rates
 were measured with company.
 
-gunicorn: ``--workers`` defaults to 2 × cores + 1 sync workers, what ``ambassador serve`` runs in
-production. Intake is short and CPU-bound with a few millisecond-long waits (the commit's
-fsync, Redis): a few more processes than cores keep the cores busy during the waits, and sync
-workers have no GIL contention; ``--worker-class gthread`` is there to compare.
+gunicorn: ``--workers`` defaults to 2 × cores + 1 threaded workers (gthread, 4 threads), what
+``ambassador serve`` runs in production (sync workers let an idle keep-alive connection hold a
+whole worker). Intake is short and CPU-bound with a few millisecond-long waits (the commit's
+fsync, Redis); ``--worker-class sync`` is there to compare (one run each, 2026-12-03, 2 cores:
+gthread 953 webhooks/s at the knee, sync 731).
 
 The bench is self-contained: it creates a fresh database (``ambassador_bench_<pid>``), migrates
 it with ``ambassador migrate``, uses a Redis database index of its own (flushed before and
@@ -584,7 +585,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=2 * cores + 1,
         help="gunicorn workers (default: 2 × cores + 1, as `ambassador serve`)",
     )
-    parser.add_argument("--worker-class", choices=("sync", "gthread"), default="sync")
+    parser.add_argument("--worker-class", choices=("sync", "gthread"), default="gthread")
     parser.add_argument("--threads", type=int, default=4, help="threads per gthread worker")
     parser.add_argument(
         "--pg-url",

@@ -16,6 +16,15 @@ const APP = cfg.app || "/app";
 const $ = (selector, scope = document) => scope.querySelector(selector);
 const $$ = (selector, scope = document) => Array.from(scope.querySelectorAll(selector));
 
+// The forms this script submits have no method attribute and never submit natively: a click
+// before the page bound its handler (while it loads its figures) sent the fields as a GET of
+// the page (a 400). Filters with method="get" and dialogs keep the browser's behaviour.
+document.addEventListener("submit", (event) => {
+  if (event.target instanceof HTMLFormElement && !event.target.hasAttribute("method")) {
+    event.preventDefault();
+  }
+}, true);
+
 // el("a", {href, class, text}, ...children): children and text become text nodes, never HTML.
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -1553,24 +1562,6 @@ async function pagePayouts() {
 
 async function pageEngagement() {
   const BANDS = ["not engaged", "marginal", "engaged"];
-  const summary = await api("GET", "/engagement");
-  const days = summary.over_time || [];
-  const last = days[days.length - 1];
-  showChart("bands", {
-    type: "line",
-    data: {
-      labels: days.map((d) => d.day.slice(5)),
-      datasets: BANDS.map((band, i) => ({
-        label: band, data: days.map((d) => Number(d.shares[band])),
-        borderColor: CHART_COLOURS[[2, 3, 1][i]], backgroundColor: CHART_COLOURS[[2, 3, 1][i]], pointRadius: 3,
-      })),
-    },
-    options: { scales: { y: { beginAtZero: true, max: 100, title: { display: true, text: "% of ambassadors" } } } },
-  }, last
-    ? `On ${last.day}: ${BANDS.map((b) => `${last.shares[b]} % ${b}`).join(", ")} (${days.length} days shown).`
-    : "No daily snapshot yet: scores are computed every hour.",
-  days.map((d) => [d.day, ...BANDS.map((b) => `${d.shares[b]} %`)]));
-
   const reload = () => window.location.reload();
   for (const button of $$("[data-approve]")) {
     button.addEventListener("click", () => run(async () => {
@@ -1613,6 +1604,25 @@ async function pageEngagement() {
       reload();
     }, { form });
   });
+  // The chart last: the forms and buttons above work while the figures load (a click before
+  // they were bound submitted the form as a plain GET of this page).
+  const summary = await api("GET", "/engagement");
+  const days = summary.over_time || [];
+  const last = days[days.length - 1];
+  showChart("bands", {
+    type: "line",
+    data: {
+      labels: days.map((d) => d.day.slice(5)),
+      datasets: BANDS.map((band, i) => ({
+        label: band, data: days.map((d) => Number(d.shares[band])),
+        borderColor: CHART_COLOURS[[2, 3, 1][i]], backgroundColor: CHART_COLOURS[[2, 3, 1][i]], pointRadius: 3,
+      })),
+    },
+    options: { scales: { y: { beginAtZero: true, max: 100, title: { display: true, text: "% of ambassadors" } } } },
+  }, last
+    ? `On ${last.day}: ${BANDS.map((b) => `${last.shares[b]} % ${b}`).join(", ")} (${days.length} days shown).`
+    : "No daily snapshot yet: scores are computed every hour.",
+  days.map((d) => [d.day, ...BANDS.map((b) => `${d.shares[b]} %`)]));
 }
 
 // A challenge's standings: the top of the board as a horizontal bar chart, every row (up to the

@@ -1396,10 +1396,6 @@ class PayoutRepository(Protocol):
         """(form, state) → (amount, count) over the shop's payouts."""
         ...
 
-    def recipients(self, shop_id: int, ambassador_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
-        """Per ambassador of the shop: (email, name)."""
-        ...
-
     def shop_domains(self, shop_ids: Iterable[int]) -> dict[int, str]: ...
 
     def unlocks(self, shop_id: int, ambassador_id: int) -> list[tuple[datetime, Decimal]]:

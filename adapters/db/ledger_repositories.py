@@ -134,13 +134,16 @@ def _snapshot_row(shop_id: int, order: Order, source: str, now: datetime) -> dic
 def order_lock_key(shop_id: int, order_id: int) -> int:
     """The PostgreSQL advisory-lock key of one order: 64 bits of a hash (a collision only makes
     two orders wait for each other)."""
-    digest = hashlib.blake2b(f"order:{shop_id}:{order_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    return _lock_key(f"order:{shop_id}:{order_id}")
 
 
 def stats_lock_key(shop_id: int, ambassador_id: int) -> int:
     """The advisory-lock key of one ambassador's statistics (as :func:`order_lock_key`)."""
-    digest = hashlib.blake2b(f"stats:{shop_id}:{ambassador_id}".encode(), digest_size=8).digest()
+    return _lock_key(f"stats:{shop_id}:{ambassador_id}")
+
+
+def _lock_key(name: str) -> int:
+    digest = hashlib.blake2b(name.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 

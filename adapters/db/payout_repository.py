@@ -400,17 +400,6 @@ class SqlAlchemyPayoutRepository:
         )
         return {(r[0], r[1]): (_exact(r[2]), int(r[3])) for r in rows}
 
-    def recipients(self, shop_id: int, ambassador_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
-        if not ambassador_ids:
-            return {}
-        a = ambassadors.c
-        rows = self._conn.execute(
-            sa.select(a.id, a.email, a.first_name, a.last_name).where(
-                a.shop_id == shop_id, a.id.in_(list(ambassador_ids))
-            )
-        )
-        return {r.id: (r.email, f"{r.first_name or ''} {r.last_name or ''}".strip()) for r in rows}
-
     def shop_domains(self, shop_ids: Iterable[int]) -> dict[int, str]:
         ids = list(shop_ids)
         if not ids:

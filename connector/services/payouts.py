@@ -221,7 +221,7 @@ def run_payouts(
         queued: list[int] = []
         uow.payouts.lock_ambassadors(shop_id, candidates)
         payable = uow.payouts.payable(shop_id, candidates)
-        recipients = uow.payouts.recipients(shop_id, candidates)
+        recipients = _recipients(uow, shop_id, candidates)
         currencies = _ledger_currencies(uow, shop_id, candidates, shop_currency)
         for ambassador_id in candidates:
             amount = payable.get(ambassador_id, Decimal(0))
@@ -630,6 +630,14 @@ def _park(uow: UnitOfWork, payout: Payout, code: str, message: str) -> Payout:
     )
 
 
+def _recipients(uow: UnitOfWork, shop_id: int, ids: list[int]) -> dict[int, tuple[str, str]]:
+    """Per ambassador of the shop: (email, full name)."""
+    return {
+        a: (email, f"{first} {last}".strip())
+        for a, (first, last, email) in uow.ambassadors.names(shop_id, ids).items()
+    }
+
+
 def _throttled(ctx: FulfilmentContext, shop_id: int, claimed: Payout, retry_in: float) -> str:
     """The shop's rate limit needed longer than the job may wait. Shopify did not run the call
     (a pacing wait, or a THROTTLED/429 answer: never executed), so this attempt is certain to
@@ -779,12 +787,8 @@ def cash_file(
         ]
         if not cash:
             raise PayoutError("nothing_to_export", "no approved cash payouts in this batch")
-        names = {
-            a: name
-            for a, (_, name) in uow.payouts.recipients(
-                shop_id, [p.ambassador_id for p in cash]
-            ).items()
-        }
+        people = _recipients(uow, shop_id, [p.ambassador_id for p in cash])
+        names = {a: name for a, (_, name) in people.items()}
         lines = [
             CashLine(
                 payout_id=p.id,

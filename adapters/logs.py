@@ -13,8 +13,16 @@ import sys
 
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 _SECRETISH = re.compile(
-    r"\b(shpat_|shpca_|shprt_|atkn_)[A-Za-z0-9_-]{8,}|Bearer\s+[A-Za-z0-9._-]{16,}"
+    r"\b(shpat_|shpca_|shprt_|shpss_|atkn_)[A-Za-z0-9_-]{8,}|Bearer\s+[A-Za-z0-9._-]{16,}"
+    r"|(access_token|refresh_token|client_secret|password)[\"']?\s*[:=]\s*[\"']?[^\s\"',}]+",
+    re.IGNORECASE,
 )
+
+
+def redact(text: str) -> str:
+    """``text`` with anything token-shaped (Shopify and Salesforce tokens, bearer strings,
+    ``access_token=...``-style pairs) replaced by ``[REDACTED]``."""
+    return _SECRETISH.sub("[REDACTED]", text)
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -30,7 +38,7 @@ class KeyValueFormatter(logging.Formatter):
         line = " ".join(parts)
         if record.exc_info:
             line += "\n" + self.formatException(record.exc_info)
-        return _SECRETISH.sub("[REDACTED]", line)
+        return redact(line)
 
 
 def configure_logging(level: str = "INFO") -> None:

@@ -19,6 +19,7 @@ from rq.exceptions import DuplicateJobError, InvalidJobOperation, NoSuchJobError
 from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
+from adapters.logs import redact
 from adapters.queue.registry import JOBS, QUEUES, JobSpec
 from connector.ports import FailedJob
 from connector.ports import Job as AppJob
@@ -30,12 +31,6 @@ _DONE = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED, JobStatus.CANC
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 # Our job functions by import path → their Job name (only these are listed as failed jobs).
 _NAMES = {spec.func: job.value for job, spec in JOBS.items()}
-# Tokens and bearer strings an exception message might quote (as adapters/logs.py redacts).
-_SECRETISH = re.compile(
-    r"\b(shpat_|shpca_|shprt_|shpss_|atkn_)[A-Za-z0-9_-]{8,}|Bearer\s+[A-Za-z0-9._-]{16,}"
-    r"|(access_token|refresh_token|client_secret|password)[\"']?\s*[:=]\s*[\"']?[^\s\"',}]+",
-    re.IGNORECASE,
-)
 ERROR_CHARS = 300
 SCAN_LIMIT = 2000  # failed jobs looked at per queue (newest first) to find a shop's
 
@@ -45,7 +40,7 @@ def error_summary(exc_string: str | None) -> str:
     what a merchant can act on, without a stack trace."""
     lines = [line.strip() for line in (exc_string or "").splitlines() if line.strip()]
     last = lines[-1] if lines else "failed without an error message"
-    last = _SECRETISH.sub("[REDACTED]", last)
+    last = redact(last)
     return last if len(last) <= ERROR_CHARS else last[: ERROR_CHARS - 1] + "…"
 
 
